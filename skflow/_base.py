@@ -1,0 +1,244 @@
+"""What the skflow estimators share: parameters, input validation, devices, fitting, pickling."""
+
+from __future__ import annotations
+
+import copy
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from ._device import cpu_copy, resolve_device, usable_device
+from ._preprocessing import Standardizer
+from ._training import EVAL_CHUNK, TrainingConfig, TrainingData, TrainingHistory, train_flow
+from .flows import COUPLINGS, MIXINGS, Flow, build_flow
+
+_SEED_MAX = np.iinfo(np.int32).max
+# The default batch: big enough to keep the per-step overhead low, small enough to give many
+# updates per epoch on a few thousand rows.
+_AUTO_BATCH_SIZE = 256
+
+
+class BaseFlowEstimator(BaseEstimator):
+    """Shared machinery of the flow estimators; not part of the public API.
+
+    Subclasses list every parameter in their own ``__init__`` (scikit-learn reads the signature)
+    and call :meth:`_fit_flow` from ``fit``.
+    """
+
+    _parameter_constraints: dict = {
+        "coupling": [StrOptions(set(COUPLINGS))],
+        "n_transforms": [Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "n_bins": [Interval(Integral, 2, None, closed="left")],
+        "tail_bound": [Interval(Real, 0, None, closed="neither")],
+        "mixing": [StrOptions(set(MIXINGS))],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+    }
+
+    # ------------------------------------------------------------------ input validation
+    def _validate_X(self, X, reset: bool) -> np.ndarray:
+        """Validate ``X`` at the boundary: dense, numeric, finite, float64, >= 2 rows on fit."""
+        try:
+            return validate_data(
+                self,
+                X,
+                reset=reset,
+                dtype=np.float64,
+                ensure_min_samples=2 if reset else 1,
+                accept_sparse=False,
+            )
+        except ValueError as error:
+            if "could not convert" in str(error) or "argument must be" in str(error):
+                raise ValueError(
+                    f"{type(self).__name__} needs numeric X; encode non-numeric columns first "
+                    f"(e.g. with sklearn.preprocessing.OneHotEncoder). Original error: {error}"
+                ) from error
+            raise
+
+    def _validate_latent(self, Z) -> np.ndarray:
+        """Validate latent points for ``inverse_transform`` (same width as X, finite)."""
+        from sklearn.utils import check_array
+
+        Z = check_array(Z, dtype=np.float64, accept_sparse=False)
+        if Z.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"Z has {Z.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        return Z
+
+    def _resolved_hidden_sizes(self) -> tuple[int, ...]:
+        sizes = (
+            (self.hidden_layer_sizes,)
+            if isinstance(self.hidden_layer_sizes, Integral)
+            else tuple(self.hidden_layer_sizes)
+        )
+        if not all(isinstance(s, Integral) and s >= 1 for s in sizes):
+            raise ValueError(
+                f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes!r}"
+            )
+        return tuple(int(s) for s in sizes)
+
+    # ------------------------------------------------------------------ fitting
+    def _fit_flow(
+        self,
+        X: np.ndarray,
+        sample_weight=None,
+        context: np.ndarray | None = None,
+    ) -> None:
+        """Standardise ``X``, build (or reuse) the flow and train it; sets the fitted state."""
+        hidden = self._resolved_hidden_sizes()
+        device = resolve_device(self.device)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
+        rng = check_random_state(self.random_state)
+        init_seed, order_seed = (int(s) for s in rng.randint(_SEED_MAX, size=2))
+        warm = self.warm_start and hasattr(self, "flow_")
+
+        if not warm:
+            self.standardizer_ = Standardizer().fit(X, sample_weight)
+        X_std = self.standardizer_.transform(X)
+        train_idx, val_idx = self._split(X.shape[0], rng)
+
+        if warm:
+            flow = self.flow_.to(device)
+            history = self._history_
+        else:
+            flow = self._build(X.shape[1], hidden, 0 if context is None else context.shape[1],
+                               init_seed).to(device)
+            history = TrainingHistory()
+
+        data = _to_tensors(X_std, context, sample_weight, device)
+        generator = torch.Generator(device=device).manual_seed(order_seed)
+        history = train_flow(
+            flow,
+            data.take(torch.as_tensor(train_idx, device=device)),
+            None if val_idx is None else data.take(torch.as_tensor(val_idx, device=device)),
+            self._training_config(len(train_idx)),
+            generator,
+            nll_offset=-self.standardizer_.log_jacobian_,
+            history=history,
+        )
+        self.flow_ = flow
+        self.device_ = device
+        self._history_ = history
+        self.n_iter_ = history.n_iter
+        self.loss_curve_ = list(history.loss_curve)
+        self.validation_scores_ = list(history.validation_scores) if val_idx is not None else None
+        self.best_validation_score_ = history.best_validation_score
+        self.n_recoveries_ = history.n_recoveries
+
+    def _split(self, n_rows: int, rng: np.random.RandomState):
+        """Random train/validation indices (validation is ``None`` without early stopping)."""
+        if not self.early_stopping:
+            return np.arange(n_rows), None
+        n_val = int(np.clip(round(self.validation_fraction * n_rows), 1, n_rows - 1))
+        order = rng.permutation(n_rows)
+        return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+    def _build(self, n_features: int, hidden, context_features: int, seed: int) -> Flow:
+        """Build the flow on the CPU from a forked RNG: reproducible, global RNG untouched."""
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(seed)
+            generator = torch.Generator().manual_seed(seed)
+            return build_flow(
+                n_features,
+                coupling=self.coupling,
+                n_transforms=self.n_transforms,
+                hidden_layer_sizes=hidden,
+                n_bins=self.n_bins,
+                tail_bound=self.tail_bound,
+                mixing=self.mixing,
+                context_features=context_features,
+                generator=generator,
+            )
+
+    def _training_config(self, n_train: int) -> TrainingConfig:
+        batch = _AUTO_BATCH_SIZE if self.batch_size == "auto" else int(self.batch_size)
+        return TrainingConfig(
+            max_iter=self.max_iter,
+            batch_size=min(batch, n_train),
+            learning_rate_init=self.learning_rate_init,
+            weight_decay=self.weight_decay,
+            early_stopping=self.early_stopping,
+            n_iter_no_change=self.n_iter_no_change,
+            tol=self.tol,
+            verbose=int(self.verbose),
+        )
+
+    # ------------------------------------------------------------------ running the flow
+    def _run(self, method: str, inputs: np.ndarray, context: np.ndarray | None = None):
+        """Run ``flow_.<method>`` on standardised numpy rows in chunks; return float64 numpy.
+
+        Computation is in float32 on the model's device; rows whose result is not finite
+        (inputs so far out that float32 overflows) are recomputed in float64 on the CPU, so
+        far-away points get a very low but finite log-density instead of ``-inf`` or NaN.
+        """
+        check_is_fitted(self, "flow_")
+        device = usable_device(self.device_)
+        flow = self.flow_.to(device).eval()
+        outputs = _apply(flow, method, inputs, context, device, torch.float32)
+        bad = ~np.isfinite(outputs).reshape(len(outputs), -1).all(axis=1)
+        if np.any(bad):
+            flow64 = copy.deepcopy(cpu_copy(flow)).double()
+            ctx = None if context is None else context[bad]
+            outputs[bad] = _apply(
+                flow64, method, inputs[bad], ctx, torch.device("cpu"), torch.float64
+            )
+        return outputs
+
+    def _sample_latent(self, n_samples: int, random_state) -> np.ndarray:
+        seed = int(check_random_state(random_state).randint(_SEED_MAX))
+        generator = torch.Generator().manual_seed(seed)
+        return torch.randn(n_samples, self.n_features_in_, generator=generator,
+                           dtype=torch.float64).numpy()
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self):
+        state = super().__getstate__()
+        if "flow_" in state:
+            # A model trained on a GPU must load and score on a CPU-only machine.
+            state["flow_"] = cpu_copy(state["flow_"])
+        return state
+
+
+def _to_tensors(X, context, weight, device) -> TrainingData:
+    def tensor(array):
+        return None if array is None else torch.as_tensor(array, dtype=torch.float32).to(device)
+
+    return TrainingData(tensor(X), tensor(context), tensor(weight))
+
+
+def _apply(flow: Flow, method: str, inputs, context, device, dtype) -> np.ndarray:
+    """Call ``method`` on ``flow`` over chunks of rows, returning float64 numpy."""
+    results = []
+    with torch.inference_mode():
+        for start in range(0, max(len(inputs), 1), EVAL_CHUNK):
+            x = torch.as_tensor(inputs[start : start + EVAL_CHUNK], dtype=dtype).to(device)
+            ctx = None
+            if context is not None:
+                ctx = torch.as_tensor(context[start : start + EVAL_CHUNK], dtype=dtype).to(device)
+            if method == "log_prob":
+                out = flow.log_prob(x, ctx)
+            elif method == "forward":
+                out = flow.forward(x, ctx)[0]
+            else:
+                out = flow.inverse(x, ctx)
+            results.append(out.to("cpu", torch.float64).numpy())
+    return np.concatenate(results, axis=0)

@@ -1,0 +1,65 @@
+"""Resolving the ``device`` parameter and moving fitted flows between devices."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import torch
+
+_CUDA_PATTERN = re.compile(r"^cuda(:\d+)?$")
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """Turn the user's ``device`` into a usable :class:`torch.device`.
+
+    ``"auto"`` picks the first GPU when CUDA is available and the CPU otherwise. Asking for CUDA
+    on a machine without it is an error here, at ``fit`` time, rather than a crash later.
+
+    Raises
+    ------
+    ValueError
+        If the device string is not understood or the requested GPU is not available.
+    """
+    if isinstance(device, str):
+        if device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if device != "cpu" and not _CUDA_PATTERN.match(device):
+            raise ValueError(
+                f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or a torch.device, got {device!r}"
+            )
+        device = torch.device(device)
+    if device.type == "cpu":
+        return device
+    if device.type != "cuda":
+        raise ValueError(f"unsupported device type {device.type!r}; use 'cpu' or 'cuda'")
+    if not torch.cuda.is_available():
+        raise ValueError(
+            f"device={str(device)!r} was requested but CUDA is not available on this machine "
+            "(torch.cuda.is_available() is False); use device='cpu' or device='auto'"
+        )
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(
+            f"device={str(device)!r} was requested but only {torch.cuda.device_count()} "
+            "CUDA device(s) are visible"
+        )
+    return device
+
+
+def usable_device(trained_on: torch.device) -> torch.device:
+    """The device to run a fitted model on: where it was trained if still there, else the CPU."""
+    if trained_on.type == "cuda" and torch.cuda.is_available():
+        index = trained_on.index or 0
+        if index < torch.cuda.device_count():
+            return trained_on
+    return torch.device("cpu")
+
+
+def cpu_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``module`` whose tensors all live on the CPU; the original is left untouched."""
+    if all(t.device.type == "cpu" for t in module.state_dict().values()):
+        return module
+    buffer = io.BytesIO()
+    torch.save(module, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, map_location="cpu", weights_only=False)

@@ -1,0 +1,236 @@
+"""Maximum-likelihood training loop for a :class:`~skflow.flows.Flow`.
+
+The data sit on the device as one tensor and every epoch indexes it with a fresh permutation:
+no DataLoader, no per-batch host/device traffic and, on CPU and GPU alike, one host sync per
+epoch (to read the epoch's loss).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+from sklearn.exceptions import ConvergenceWarning
+from tqdm.auto import tqdm
+
+from .flows import Flow
+
+# How many times a non-finite loss may be recovered from before giving up.
+MAX_RECOVERIES = 8
+# Gradient-norm clipping: coupling flows occasionally see huge gradients from rows in the tails.
+MAX_GRAD_NORM = 10.0
+# Rows per chunk when evaluating (validation, scoring): large chunks amortise Python overhead.
+EVAL_CHUNK = 65536
+
+
+@dataclass
+class TrainingConfig:
+    """Optimisation settings, already validated by the estimator."""
+
+    max_iter: int
+    batch_size: int
+    learning_rate_init: float
+    weight_decay: float
+    early_stopping: bool
+    n_iter_no_change: int
+    tol: float
+    verbose: int = 0
+
+
+@dataclass
+class TrainingHistory:
+    """What a training run leaves behind; losses are in nats per row, in the units of X."""
+
+    loss_curve: list[float] = field(default_factory=list)
+    validation_scores: list[float] = field(default_factory=list)
+    best_validation_score: float | None = None
+    n_iter: int = 0
+    n_recoveries: int = 0
+    converged: bool = False
+
+
+@dataclass
+class TrainingData:
+    """Tensors on the training device (context and weights are optional)."""
+
+    x: torch.Tensor
+    context: torch.Tensor | None = None
+    weight: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def take(self, index: torch.Tensor | slice) -> TrainingData:
+        return TrainingData(
+            self.x[index],
+            None if self.context is None else self.context[index],
+            None if self.weight is None else self.weight[index],
+        )
+
+
+def mean_nll(flow: Flow, batch: TrainingData) -> torch.Tensor:
+    """Weighted mean negative log-likelihood of a batch (in the flow's own units)."""
+    log_prob = flow.log_prob(batch.x, batch.context)
+    if batch.weight is None:
+        return -log_prob.mean()
+    return -(log_prob * batch.weight).sum() / batch.weight.sum()
+
+
+@torch.inference_mode()
+def evaluate_nll(flow: Flow, data: TrainingData) -> float:
+    """Mean NLL of ``data`` in evaluation mode, chunked to bound memory."""
+    was_training = flow.training
+    flow.eval()
+    total = torch.zeros((), dtype=torch.float64, device=data.x.device)
+    weight_sum = 0.0
+    for start in range(0, len(data), EVAL_CHUNK):
+        chunk = data.take(slice(start, start + EVAL_CHUNK))
+        log_prob = flow.log_prob(chunk.x, chunk.context).double()
+        if chunk.weight is None:
+            total += log_prob.sum()
+            weight_sum += len(chunk)
+        else:
+            total += (log_prob * chunk.weight).sum()
+            weight_sum += float(chunk.weight.sum())
+    flow.train(was_training)
+    return -float(total) / weight_sum
+
+
+def _snapshot(flow: Flow, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+    return copy.deepcopy(flow.state_dict()), copy.deepcopy(optimizer.state_dict())
+
+
+def train_flow(
+    flow: Flow,
+    train: TrainingData,
+    validation: TrainingData | None,
+    config: TrainingConfig,
+    generator: torch.Generator,
+    nll_offset: float = 0.0,
+    history: TrainingHistory | None = None,
+) -> TrainingHistory:
+    """Fit ``flow`` by minibatch AdamW on the negative log-likelihood.
+
+    Parameters
+    ----------
+    flow : Flow
+        The model, already on the device of ``train``; ActNorm layers still uninitialised are
+        initialised from the training data first.
+    train, validation : TrainingData
+        Training rows and, for early stopping, held-out rows (``None`` to monitor training loss).
+    config : TrainingConfig
+        Optimisation settings.
+    generator : torch.Generator
+        Random source for the batch order (on the data's device).
+    nll_offset : float, default=0.0
+        Added to every reported NLL so the history is in the units of the user's X
+        (minus the log-Jacobian of the preprocessing).
+    history : TrainingHistory, optional
+        A previous run's history to extend (``warm_start``).
+
+    Returns
+    -------
+    TrainingHistory
+    """
+    history = history if history is not None else TrainingHistory()
+    history.converged = False
+    n_rows = len(train)
+    batch_size = min(config.batch_size, n_rows)
+
+    flow.initialize(train.take(slice(0, 8192)).x, train.take(slice(0, 8192)).context)
+    flow.train()
+    optimizer = torch.optim.AdamW(
+        flow.parameters(),
+        lr=config.learning_rate_init,
+        weight_decay=config.weight_decay,
+        foreach=True,  # one multi-tensor kernel instead of a Python loop over parameters
+    )
+    # Halve the step size when the monitored loss stalls for a third of the stopping patience.
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer,
+        factor=0.5,
+        patience=max(1, config.n_iter_no_change // 3),
+        threshold=config.tol,
+        threshold_mode="abs",
+    )
+    good_state = _snapshot(flow, optimizer)
+    best_state = copy.deepcopy(good_state[0])
+    best_loss = math.inf
+    stalled = 0
+
+    progress = tqdm(
+        range(config.max_iter), disable=config.verbose <= 0, desc="skflow", unit="epoch"
+    )
+    for _ in progress:
+        order = torch.randperm(n_rows, generator=generator, device=train.x.device)
+        epoch_loss = torch.zeros((), device=train.x.device)
+        for start in range(0, n_rows, batch_size):
+            batch = train.take(order[start : start + batch_size])
+            loss = mean_nll(flow, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(flow.parameters(), MAX_GRAD_NORM, foreach=True)
+            optimizer.step()
+            epoch_loss += loss.detach() * batch.x.shape[0]
+        train_loss = float(epoch_loss) / n_rows
+
+        if not math.isfinite(train_loss) or not _parameters_finite(flow):
+            # Diverged somewhere in this epoch: go back to the last good state, step more gently.
+            history.n_recoveries += 1
+            if history.n_recoveries > MAX_RECOVERIES:
+                raise RuntimeError(
+                    f"training diverged (non-finite loss) {history.n_recoveries} times even after "
+                    "lowering the learning rate; try a smaller learning_rate_init, a larger "
+                    "batch_size or coupling='affine'"
+                )
+            flow.load_state_dict(good_state[0])
+            optimizer.load_state_dict(good_state[1])
+            for group in optimizer.param_groups:
+                group["lr"] *= 0.5
+            continue
+
+        good_state = _snapshot(flow, optimizer)
+        history.n_iter += 1
+        history.loss_curve.append(train_loss + nll_offset)
+        if validation is not None:
+            monitored = evaluate_nll(flow, validation)
+            history.validation_scores.append(-(monitored + nll_offset))
+        else:
+            monitored = train_loss
+        scheduler.step(monitored)
+
+        if monitored < best_loss - config.tol:
+            best_loss = monitored
+            stalled = 0
+            if validation is not None:
+                best_state = copy.deepcopy(flow.state_dict())
+        else:
+            stalled += 1
+        progress.set_postfix(
+            train_nll=f"{train_loss + nll_offset:.4f}",
+            val_nll="-" if validation is None else f"{monitored + nll_offset:.4f}",
+        )
+        if stalled >= config.n_iter_no_change:
+            history.converged = True
+            break
+    progress.close()
+
+    if validation is not None:
+        flow.load_state_dict(best_state)
+        history.best_validation_score = -(best_loss + nll_offset)
+    flow.eval()
+    if not history.converged:
+        warnings.warn(
+            f"skflow: training stopped at max_iter={config.max_iter} epochs before the "
+            "monitored loss stopped improving; consider increasing max_iter.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    return history
+
+
+def _parameters_finite(flow: Flow) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in flow.parameters())

@@ -1,0 +1,30 @@
+"""Pure-PyTorch normalizing flows (no scikit-learn import): usable on their own."""
+
+from .flow import COUPLINGS, MIXINGS, Flow, build_flow
+from .nets import Conditioner
+from .splines import rational_quadratic_spline
+from .transforms import (
+    ActNorm,
+    AdditiveMap,
+    AffineMap,
+    Coupling,
+    LULinear,
+    Permutation,
+    SplineMap,
+)
+
+__all__ = [
+    "COUPLINGS",
+    "MIXINGS",
+    "ActNorm",
+    "AdditiveMap",
+    "AffineMap",
+    "Conditioner",
+    "Coupling",
+    "Flow",
+    "LULinear",
+    "Permutation",
+    "SplineMap",
+    "build_flow",
+    "rational_quadratic_spline",
+]

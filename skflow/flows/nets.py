@@ -1,0 +1,67 @@
+"""Conditioner networks: map the untouched features (and an optional context) to parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+class Conditioner(nn.Module):
+    """A multilayer perceptron whose output layer starts at zero.
+
+    Starting the output at zero makes every coupling layer begin as the identity map, so a
+    freshly built flow is exactly its base distribution composed with ActNorm: training starts
+    from a sane density however deep the stack is.
+
+    Parameters
+    ----------
+    in_features : int
+        Number of input features (may be 0: the output is then a learned constant).
+    out_features : int
+        Number of parameters to produce per row.
+    hidden_layer_sizes : sequence of int
+        Widths of the hidden layers.
+    context_features : int, default=0
+        Width of an optional context vector concatenated to the input (conditional flows).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        hidden_layer_sizes: Sequence[int] = (64, 64),
+        context_features: int = 0,
+    ) -> None:
+        super().__init__()
+        self.in_features = int(in_features)
+        self.context_features = int(context_features)
+        self.out_features = int(out_features)
+        n_in = self.in_features + self.context_features
+        if n_in == 0:
+            # Nothing to condition on (one feature, no context): parameters are plain weights.
+            self.net = None
+            self.constant = nn.Parameter(torch.zeros(self.out_features))
+            return
+        layers: list[nn.Module] = []
+        width = n_in
+        for hidden in hidden_layer_sizes:
+            layers += [nn.Linear(width, int(hidden)), nn.ReLU()]
+            width = int(hidden)
+        last = nn.Linear(width, self.out_features)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        layers.append(last)
+        self.net = nn.Sequential(*layers)
+        self.constant = None
+
+    def forward(self, inputs: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        """Return parameters of shape ``(n_rows, out_features)``."""
+        if self.net is None:
+            return self.constant.expand(inputs.shape[0], -1)
+        if self.context_features:
+            if context is None:
+                raise ValueError("this conditioner was built for a context, but none was given")
+            inputs = torch.cat([inputs, context], dim=-1) if self.in_features else context
+        return self.net(inputs)
