@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from numbers import Integral, Real
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -14,6 +15,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from ._device import cpu_copy, resolve_device, usable_device
 from ._preprocessing import Standardizer
+from ._threads import torch_threads
 from ._training import EVAL_CHUNK, TrainingConfig, TrainingData, TrainingHistory, train_flow
 from .flows import COUPLINGS, MIXINGS, Flow, build_flow
 
@@ -30,7 +32,7 @@ class BaseFlowEstimator(BaseEstimator):
     and call :meth:`_fit_flow` from ``fit``.
     """
 
-    _parameter_constraints: dict = {
+    _parameter_constraints: ClassVar[dict] = {
         "coupling": [StrOptions(set(COUPLINGS))],
         "n_transforms": [Interval(Integral, 1, None, closed="left")],
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
@@ -46,6 +48,7 @@ class BaseFlowEstimator(BaseEstimator):
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "device": [str, torch.device],
+        "n_jobs": [Integral, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
@@ -120,21 +123,15 @@ class BaseFlowEstimator(BaseEstimator):
             flow = self.flow_.to(device)
             history = self._history_
         else:
-            flow = self._build(X.shape[1], hidden, 0 if context is None else context.shape[1],
-                               init_seed).to(device)
+            flow = self._build(
+                X.shape[1], hidden, 0 if context is None else context.shape[1], init_seed
+            ).to(device)
             history = TrainingHistory()
 
         data = _to_tensors(X_std, context, sample_weight, device)
         generator = torch.Generator(device=device).manual_seed(order_seed)
-        history = train_flow(
-            flow,
-            data.take(torch.as_tensor(train_idx, device=device)),
-            None if val_idx is None else data.take(torch.as_tensor(val_idx, device=device)),
-            self._training_config(len(train_idx)),
-            generator,
-            nll_offset=-self.standardizer_.log_jacobian_,
-            history=history,
-        )
+        with torch_threads(self.n_jobs):
+            history = self._train(flow, data, train_idx, val_idx, generator, history)
         self.flow_ = flow
         self.device_ = device
         self._history_ = history
@@ -143,6 +140,18 @@ class BaseFlowEstimator(BaseEstimator):
         self.validation_scores_ = list(history.validation_scores) if val_idx is not None else None
         self.best_validation_score_ = history.best_validation_score
         self.n_recoveries_ = history.n_recoveries
+
+    def _train(self, flow, data, train_idx, val_idx, generator, history) -> TrainingHistory:
+        device = data.x.device
+        return train_flow(
+            flow,
+            data.take(torch.as_tensor(train_idx, device=device)),
+            None if val_idx is None else data.take(torch.as_tensor(val_idx, device=device)),
+            self._training_config(len(train_idx)),
+            generator,
+            nll_offset=-self.standardizer_.log_jacobian_,
+            history=history,
+        )
 
     def _split(self, n_rows: int, rng: np.random.RandomState):
         """Random train/validation indices (validation is ``None`` without early stopping)."""
@@ -193,21 +202,23 @@ class BaseFlowEstimator(BaseEstimator):
         check_is_fitted(self, "flow_")
         device = usable_device(self.device_)
         flow = self.flow_.to(device).eval()
-        outputs = _apply(flow, method, inputs, context, device, torch.float32)
-        bad = ~np.isfinite(outputs).reshape(len(outputs), -1).all(axis=1)
-        if np.any(bad):
-            flow64 = copy.deepcopy(cpu_copy(flow)).double()
-            ctx = None if context is None else context[bad]
-            outputs[bad] = _apply(
-                flow64, method, inputs[bad], ctx, torch.device("cpu"), torch.float64
-            )
+        with torch_threads(self.n_jobs):
+            outputs = _apply(flow, method, inputs, context, device, torch.float32)
+            bad = ~np.isfinite(outputs).reshape(len(outputs), -1).all(axis=1)
+            if np.any(bad):
+                flow64 = copy.deepcopy(cpu_copy(flow)).double()
+                ctx = None if context is None else context[bad]
+                outputs[bad] = _apply(
+                    flow64, method, inputs[bad], ctx, torch.device("cpu"), torch.float64
+                )
         return outputs
 
     def _sample_latent(self, n_samples: int, random_state) -> np.ndarray:
         seed = int(check_random_state(random_state).randint(_SEED_MAX))
         generator = torch.Generator().manual_seed(seed)
-        return torch.randn(n_samples, self.n_features_in_, generator=generator,
-                           dtype=torch.float64).numpy()
+        return torch.randn(
+            n_samples, self.n_features_in_, generator=generator, dtype=torch.float64
+        ).numpy()
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self):

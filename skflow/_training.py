@@ -161,10 +161,9 @@ def train_flow(
     best_loss = math.inf
     stalled = 0
 
-    progress = tqdm(
-        range(config.max_iter), disable=config.verbose <= 0, desc="skflow", unit="epoch"
-    )
-    for _ in progress:
+    progress = tqdm(total=config.max_iter, disable=config.verbose <= 0, desc="skflow", unit="epoch")
+    epochs_done = 0
+    while epochs_done < config.max_iter:
         order = torch.randperm(n_rows, generator=generator, device=train.x.device)
         epoch_loss = torch.zeros((), device=train.x.device)
         for start in range(0, n_rows, batch_size):
@@ -190,9 +189,11 @@ def train_flow(
             optimizer.load_state_dict(good_state[1])
             for group in optimizer.param_groups:
                 group["lr"] *= 0.5
-            continue
+            continue  # redo the epoch; it does not count towards max_iter
 
         good_state = _snapshot(flow, optimizer)
+        epochs_done += 1
+        progress.update()
         history.n_iter += 1
         history.loss_curve.append(train_loss + nll_offset)
         if validation is not None:

@@ -109,4 +109,3 @@ def rational_quadratic_spline(
     if inverse:
         logdet = -logdet
     return torch.where(inside, out, inputs), torch.where(inside, logdet, 0.0)
-

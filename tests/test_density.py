@@ -1,0 +1,156 @@
+"""FlowDensity: the numbers that make a density estimator trustworthy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from skflow import FlowDensity
+from skflow.flows import COUPLINGS, MIXINGS
+
+
+def _bimodal_1d(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.normal(-2.0, 0.5, n // 2), rng.normal(1.5, 1.0, n - n // 2)])[
+        :, None
+    ]
+
+
+def test_density_integrates_to_one_1d():
+    est = FlowDensity(n_transforms=3, hidden_layer_sizes=(32,), max_iter=40, random_state=0)
+    est.fit(_bimodal_1d(2000))
+    grid = np.linspace(-12.0, 12.0, 20001)[:, None]
+    mass = np.trapezoid(np.exp(est.score_samples(grid)), grid[:, 0])
+    assert mass == pytest.approx(1.0, abs=0.01)
+
+
+def test_density_integrates_to_one_2d(blobs_2d):
+    est = FlowDensity(n_transforms=3, hidden_layer_sizes=(32,), max_iter=30, random_state=0)
+    est.fit(blobs_2d)
+    axis = np.linspace(-9.0, 9.0, 361)
+    xx, yy = np.meshgrid(axis, axis)
+    density = np.exp(est.score_samples(np.c_[xx.ravel(), yy.ravel()])).reshape(xx.shape)
+    mass = np.trapezoid(np.trapezoid(density, axis, axis=1), axis)
+    assert mass == pytest.approx(1.0, abs=0.01)
+
+
+def test_rescaling_shifts_log_density_by_log_jacobian(blobs_2d, tiny_params):
+    """Densities are in the units of X: p_{cX}(c x) = p_X(x) / c^d."""
+    d = blobs_2d.shape[1]
+    base = FlowDensity(random_state=0, **tiny_params).fit(blobs_2d).score_samples(blobs_2d)
+    # Scaling by 2 is exact in floating point, so the standardised data and hence the whole fit
+    # are bit-identical: the shift must be exact.
+    doubled = FlowDensity(random_state=0, **tiny_params).fit(2 * blobs_2d)
+    np.testing.assert_allclose(
+        doubled.score_samples(2 * blobs_2d), base - d * np.log(2.0), rtol=0, atol=1e-9
+    )
+    # Any other factor changes the data by rounding only.
+    c = 1000.0
+    scaled = FlowDensity(random_state=0, **tiny_params).fit(c * blobs_2d)
+    np.testing.assert_allclose(
+        scaled.score_samples(c * blobs_2d), base - d * np.log(c), rtol=0, atol=1e-3
+    )
+
+
+def test_nll_matches_known_entropy():
+    """On a correlated Gaussian the held-out NLL approaches the true entropy."""
+    rng = np.random.default_rng(1)
+    cov = np.array([[2.0, 1.2], [1.2, 1.0]])
+    X = rng.multivariate_normal([1.0, -3.0], cov, size=4000)
+    X_test = rng.multivariate_normal([1.0, -3.0], cov, size=4000)
+    entropy = 0.5 * np.log(np.linalg.det(2 * np.pi * np.e * cov))
+    est = FlowDensity(n_transforms=2, hidden_layer_sizes=(32,), max_iter=30, random_state=0)
+    nll = -est.fit(X).score(X_test)
+    assert nll == pytest.approx(entropy, abs=0.05)
+
+
+def test_transform_is_invertible_and_gaussianizes(blobs_2d):
+    est = FlowDensity(n_transforms=3, hidden_layer_sizes=(32,), max_iter=40, random_state=0)
+    Z = est.fit(blobs_2d).transform(blobs_2d)
+    np.testing.assert_allclose(est.inverse_transform(Z), blobs_2d, atol=1e-4)
+    # The latent of a good fit is close to standard normal even though the data are bimodal.
+    np.testing.assert_allclose(Z.mean(axis=0), 0.0, atol=0.15)
+    np.testing.assert_allclose(Z.std(axis=0), 1.0, atol=0.15)
+
+
+def test_score_is_mean_of_score_samples(blobs_2d, tiny_params):
+    est = FlowDensity(random_state=0, **tiny_params).fit(blobs_2d)
+    assert est.score(blobs_2d) == pytest.approx(est.score_samples(blobs_2d).mean())
+    assert est.score_samples(blobs_2d).dtype == np.float64
+
+
+@pytest.mark.parametrize("coupling", COUPLINGS)
+@pytest.mark.parametrize("mixing", MIXINGS)
+def test_every_architecture_learns(coupling, mixing, blobs_2d):
+    """Every coupling/mixing combination improves on the initial (Gaussian) fit."""
+    est = FlowDensity(
+        coupling=coupling,
+        mixing=mixing,
+        n_transforms=2,
+        hidden_layer_sizes=(16,),
+        max_iter=15,
+        random_state=0,
+    ).fit(blobs_2d)
+    assert np.all(np.isfinite(est.score_samples(blobs_2d)))
+    assert est.loss_curve_[-1] < est.loss_curve_[0]
+
+
+@pytest.mark.parametrize("n_features", [1, 3])
+def test_one_and_odd_features(n_features, tiny_params):
+    rng = np.random.default_rng(0)
+    X = rng.gamma(2.0, size=(300, n_features))
+    est = FlowDensity(random_state=0, **tiny_params).fit(X)
+    assert est.score_samples(X).shape == (300,)
+    assert est.sample(5, random_state=0).shape == (5, n_features)
+    np.testing.assert_allclose(est.inverse_transform(est.transform(X)), X, atol=1e-4)
+
+
+def test_sample_is_finite_reproducible_and_in_units(blobs_2d):
+    est = FlowDensity(n_transforms=3, hidden_layer_sizes=(32,), max_iter=30, random_state=0)
+    est.fit(1000.0 * blobs_2d)
+    draws = est.sample(20000, random_state=3)
+    assert draws.shape == (20000, 2) and draws.dtype == np.float64
+    assert np.all(np.isfinite(draws))
+    np.testing.assert_array_equal(draws, est.sample(20000, random_state=3))
+    assert not np.array_equal(draws, est.sample(20000, random_state=4))
+    # Samples follow the data: same per-feature means and spreads (units of X).
+    np.testing.assert_allclose(draws.mean(0), 1000.0 * blobs_2d.mean(0), atol=150.0)
+    np.testing.assert_allclose(draws.std(0), 1000.0 * blobs_2d.std(0), rtol=0.1)
+
+
+def test_far_away_points_get_finite_low_density(blobs_2d, tiny_params):
+    est = FlowDensity(random_state=0, **tiny_params).fit(blobs_2d)
+    far = np.array([[1e6, 1e6], [-1e6, 0.0], [0.0, 1e6]])
+    scores = est.score_samples(far)
+    assert np.all(np.isfinite(scores))
+    assert scores.max() < est.score_samples(blobs_2d).min()
+    # Latent points far in the tails still map back to finite data.
+    assert np.all(np.isfinite(est.inverse_transform(np.full((2, 2), 1e4))))
+
+
+def test_same_seed_same_result_and_global_rng_untouched(blobs_2d, tiny_params):
+    before = torch.random.get_rng_state().clone()
+    a = FlowDensity(random_state=7, **tiny_params).fit(blobs_2d)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    b = FlowDensity(random_state=7, **tiny_params).fit(blobs_2d)
+    c = FlowDensity(random_state=8, **tiny_params).fit(blobs_2d)
+    np.testing.assert_array_equal(a.score_samples(blobs_2d), b.score_samples(blobs_2d))
+    assert not np.allclose(a.score_samples(blobs_2d), c.score_samples(blobs_2d))
+
+
+def test_sample_weight_zero_removes_rows():
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0.0, 1.0, (400, 2)), rng.normal(8.0, 1.0, (400, 2))])
+    weight = np.r_[np.ones(400), np.zeros(400)]
+    params = {"n_transforms": 2, "hidden_layer_sizes": (16,), "max_iter": 25, "random_state": 0}
+    weighted = FlowDensity(**params).fit(X, sample_weight=weight)
+    only_first = FlowDensity(**params).fit(X[:400])
+    unweighted = FlowDensity(**params).fit(X)
+    probe = np.array([[0.0, 0.0], [8.0, 8.0]])
+    # The zero-weight cluster gets (almost) no mass, the kept one the mass of a fit on it alone;
+    # without weights both clusters carry half the mass.
+    kept, dropped = weighted.score_samples(probe)
+    assert kept == pytest.approx(only_first.score_samples(probe)[0], abs=1.0)
+    assert dropped < kept - 10.0
+    assert unweighted.score_samples(probe)[1] > kept - 2.0

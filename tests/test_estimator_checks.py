@@ -1,0 +1,55 @@
+"""scikit-learn's estimator contract, including the checks it normally runs only on its own."""
+
+from __future__ import annotations
+
+import pytest
+from sklearn.utils import estimator_checks
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skflow import FlowDensity
+from skflow.flows import COUPLINGS
+
+from .conftest import TINY
+
+EXPECTED_FAILED_CHECKS = {
+    "check_sample_weight_equivalence_on_dense_data": (
+        "training is minibatch stochastic gradient descent: repeating a row instead of "
+        "doubling its weight changes the batches, so the two fits follow different "
+        "optimisation paths (the weighted likelihood itself is exact)"
+    ),
+    "check_methods_subset_invariance": (
+        "the flow evaluates in float32, and the matrix products of different batch sizes "
+        "round differently at the 1e-7 relative level the check demands"
+    ),
+}
+
+ESTIMATORS = [FlowDensity(coupling=coupling, **TINY) for coupling in COUPLINGS]
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
+def test_sklearn_estimator_contract(estimator, check):
+    check(estimator)
+
+
+# Checks scikit-learn runs on its own estimators only (sklearn/tests/test_common.py).
+EXTRA_CHECKS = [
+    "check_param_validation",
+    "check_dataframe_column_names_consistency",
+    "check_set_output_transform",
+    "check_set_output_transform_pandas",
+    "check_global_output_transform_pandas",
+    "check_get_feature_names_out_error",
+    "check_n_features_in_after_fitting",
+    "check_transformer_get_feature_names_out",
+    "check_transformer_get_feature_names_out_pandas",
+    "check_inplace_ensure_writeable",
+    "check_do_not_raise_errors_in_init_or_set_params",
+]
+
+
+@pytest.mark.parametrize("coupling", COUPLINGS)
+@pytest.mark.parametrize("check_name", EXTRA_CHECKS)
+def test_sklearn_internal_checks(check_name, coupling):
+    pytest.importorskip("pandas")
+    check = getattr(estimator_checks, check_name)
+    check("FlowDensity", FlowDensity(coupling=coupling, random_state=0, **TINY))

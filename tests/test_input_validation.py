@@ -1,0 +1,94 @@
+"""Bad input is refused at the boundary with a message that names the problem."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from skflow import FlowDensity
+
+
+@pytest.fixture
+def fitted(blobs_2d, tiny_params):
+    return FlowDensity(random_state=0, **tiny_params).fit(blobs_2d)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_values(bad, blobs_2d, fitted, tiny_params):
+    X = blobs_2d.copy()
+    X[3, 1] = bad
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        FlowDensity(**tiny_params).fit(X)
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        fitted.score_samples(X)
+
+
+def test_sparse_input(blobs_2d, fitted, tiny_params):
+    with pytest.raises(TypeError, match="[Ss]parse"):
+        FlowDensity(**tiny_params).fit(sp.csr_matrix(blobs_2d))
+    with pytest.raises(TypeError, match="[Ss]parse"):
+        fitted.transform(sp.csr_matrix(blobs_2d))
+
+
+def test_too_few_rows(tiny_params):
+    with pytest.raises(ValueError, match="minimum of 2"):
+        FlowDensity(**tiny_params).fit(np.array([[1.0, 2.0]]))
+
+
+def test_wrong_width_at_predict_time(fitted):
+    with pytest.raises(ValueError, match="3 features"):
+        fitted.score_samples(np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="3 features"):
+        fitted.inverse_transform(np.zeros((4, 3)))
+
+
+def test_non_numeric_data(tiny_params):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": ["x", "y", "z"]})
+    with pytest.raises(ValueError, match="numeric"):
+        FlowDensity(**tiny_params).fit(frame)
+
+
+def test_constant_column_names_it_and_the_fix(blobs_2d, tiny_params):
+    X = np.c_[blobs_2d, np.full(len(blobs_2d), 3.0)]
+    with pytest.raises(ValueError, match=r"constant.*\[2\].*VarianceThreshold"):
+        FlowDensity(**tiny_params).fit(X)
+
+
+def test_negative_sample_weight(blobs_2d, tiny_params):
+    weight = np.ones(len(blobs_2d))
+    weight[0] = -1.0
+    with pytest.raises(ValueError, match="[Nn]egative"):
+        FlowDensity(**tiny_params).fit(blobs_2d, sample_weight=weight)
+
+
+@pytest.mark.parametrize(
+    ("param", "value"),
+    [
+        ("coupling", "cubic"),
+        ("n_transforms", 0),
+        ("mixing", "shuffle"),
+        ("batch_size", 0),
+        ("validation_fraction", 1.0),
+        ("learning_rate_init", 0.0),
+        ("hidden_layer_sizes", (8, 0)),
+    ],
+)
+def test_bad_parameters(param, value, blobs_2d):
+    with pytest.raises(ValueError, match=param):
+        FlowDensity(**{param: value}).fit(blobs_2d)
+
+
+def test_sample_needs_positive_count(fitted):
+    with pytest.raises(ValueError, match="n_samples"):
+        fitted.sample(0)
+
+
+def test_unfitted_estimator(blobs_2d):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        FlowDensity().score_samples(blobs_2d)
+    with pytest.raises(NotFittedError):
+        FlowDensity().sample(3)

@@ -1,0 +1,126 @@
+"""The training loop: early stopping, recovery from divergence, warm start, progress, devices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import skflow._training as training
+from skflow import FlowDensity
+
+
+def test_early_stopping_keeps_best_weights(blobs_2d):
+    est = FlowDensity(
+        n_transforms=2,
+        hidden_layer_sizes=(16,),
+        max_iter=200,
+        n_iter_no_change=4,
+        learning_rate_init=1e-2,
+        random_state=0,
+    ).fit(blobs_2d)
+    assert est.n_iter_ < 200, "early stopping never triggered"
+    assert len(est.validation_scores_) == len(est.loss_curve_) == est.n_iter_
+    assert est.best_validation_score_ == pytest.approx(max(est.validation_scores_))
+    # The kept weights are the best epoch's, not the last one's.
+    assert est.validation_scores_[-1] <= est.best_validation_score_
+
+
+def test_without_early_stopping_uses_all_rows_and_max_iter(blobs_2d):
+    est = FlowDensity(
+        n_transforms=2,
+        hidden_layer_sizes=(16,),
+        max_iter=6,
+        n_iter_no_change=50,
+        early_stopping=False,
+        random_state=0,
+    )
+    with pytest.warns(Warning, match="max_iter"):
+        est.fit(blobs_2d)
+    assert est.n_iter_ == 6
+    assert est.validation_scores_ is None and est.best_validation_score_ is None
+
+
+def test_loss_curve_is_in_units_of_x(blobs_2d, tiny_params):
+    est = FlowDensity(random_state=0, **tiny_params).fit(blobs_2d)
+    scaled = FlowDensity(random_state=0, **tiny_params).fit(4.0 * blobs_2d)
+    np.testing.assert_allclose(
+        np.array(scaled.loss_curve_), np.array(est.loss_curve_) + 2 * np.log(4.0), atol=1e-6
+    )
+
+
+def test_recovers_from_non_finite_loss(blobs_2d, tiny_params, monkeypatch):
+    """A NaN loss restores the last good state, halves the step size and carries on."""
+    real = training.mean_nll
+    calls = {"n": 0}
+
+    def poisoned(flow, batch):
+        calls["n"] += 1
+        loss = real(flow, batch)
+        return loss * float("nan") if calls["n"] == 5 else loss
+
+    monkeypatch.setattr(training, "mean_nll", poisoned)
+    est = FlowDensity(random_state=0, **tiny_params).fit(blobs_2d)
+    assert est.n_recoveries_ == 1
+    assert np.all(np.isfinite(est.score_samples(blobs_2d)))
+    assert all(np.isfinite(est.loss_curve_))
+
+
+def test_gives_up_after_repeated_divergence(blobs_2d, tiny_params, monkeypatch):
+    monkeypatch.setattr(
+        training,
+        "mean_nll",
+        lambda flow, batch: training.Flow.log_prob(flow, batch.x).mean() * float("nan"),
+    )
+    with pytest.raises(RuntimeError, match="diverged"):
+        FlowDensity(random_state=0, **tiny_params).fit(blobs_2d)
+
+
+def test_warm_start_continues_training(blobs_2d, tiny_params):
+    est = FlowDensity(random_state=0, warm_start=True, **tiny_params).fit(blobs_2d)
+    first_iters, first_curve = est.n_iter_, list(est.loss_curve_)
+    est.fit(blobs_2d)
+    assert est.n_iter_ > first_iters
+    assert est.loss_curve_[:first_iters] == first_curve
+    # Continuing starts from the trained model, not from scratch.
+    assert est.loss_curve_[first_iters] < first_curve[0]
+
+
+def test_warm_start_rejects_new_width(blobs_2d, tiny_params):
+    est = FlowDensity(random_state=0, warm_start=True, **tiny_params).fit(blobs_2d)
+    with pytest.raises(ValueError, match="features"):
+        est.fit(np.c_[blobs_2d, blobs_2d[:, :1]])
+
+
+def test_verbose_shows_progress_and_quiet_is_silent(blobs_2d, tiny_params, capsys):
+    FlowDensity(random_state=0, verbose=0, **tiny_params).fit(blobs_2d)
+    quiet = capsys.readouterr()
+    assert quiet.out == "" and quiet.err == ""
+    FlowDensity(random_state=0, verbose=1, **tiny_params).fit(blobs_2d)
+    err = capsys.readouterr().err
+    assert "epoch" in err and "train_nll" in err and "val_nll" in err
+
+
+def test_device_resolution(blobs_2d, tiny_params):
+    est = FlowDensity(device="auto", random_state=0, **tiny_params).fit(blobs_2d)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert est.device_.type == expected
+    est = FlowDensity(device=torch.device("cpu"), random_state=0, **tiny_params).fit(blobs_2d)
+    assert est.device_ == torch.device("cpu")
+    with pytest.raises(ValueError, match="device must be"):
+        FlowDensity(device="tpu", **tiny_params).fit(blobs_2d)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_gpu_is_a_clear_error(blobs_2d, tiny_params):
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        FlowDensity(device="cuda", **tiny_params).fit(blobs_2d)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_matches_cpu(blobs_2d, tiny_params):
+    cpu = FlowDensity(device="cpu", random_state=0, **tiny_params).fit(blobs_2d)
+    gpu = FlowDensity(device="cuda", random_state=0, **tiny_params).fit(blobs_2d)
+    assert gpu.device_.type == "cuda"
+    # Same initial weights; training differs only by float rounding on the two devices.
+    np.testing.assert_allclose(gpu.score_samples(blobs_2d), cpu.score_samples(blobs_2d), atol=0.05)
