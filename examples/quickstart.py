@@ -19,7 +19,8 @@ flow = FlowDensity(random_state=0).fit(X_train)
 gmm = GaussianMixture(n_components=8, random_state=0).fit(X_train)
 
 print(f"epochs trained          : {flow.n_iter_}")
-print(f"held-out log-likelihood : flow {flow.score(X_test):.3f}  vs  GMM(8) {gmm.score(X_test):.3f}")
+print(f"held-out log-likelihood : flow {flow.score(X_test):.3f}")
+print(f"                          GMM(8) {gmm.score(X_test):.3f}")
 
 new_rows = flow.sample(5, random_state=0)
 print("five samples:\n", np.round(new_rows, 3))

@@ -10,6 +10,7 @@ from .transforms import (
     Coupling,
     LULinear,
     Permutation,
+    SinhArcsinh,
     SplineMap,
 )
 
@@ -24,6 +25,7 @@ __all__ = [
     "Flow",
     "LULinear",
     "Permutation",
+    "SinhArcsinh",
     "SplineMap",
     "build_flow",
     "rational_quadratic_spline",

@@ -15,6 +15,7 @@ from .transforms import (
     Coupling,
     LULinear,
     Permutation,
+    SinhArcsinh,
     SplineMap,
 )
 
@@ -96,12 +97,14 @@ def build_flow(
     actnorm: bool = True,
     context_features: int = 0,
     scale_limit: float = 5.0,
+    tail_transform: bool = True,
     generator: torch.Generator | None = None,
 ) -> Flow:
     """Build a coupling flow.
 
     Each of the ``n_transforms`` blocks is ``[ActNorm] -> mixing -> coupling``, the coupling's
-    kept half alternating from block to block. Mixing is skipped for a single feature.
+    kept half alternating from block to block; the first block has the tail transform after its
+    ActNorm. Mixing is skipped for a single feature.
 
     Parameters
     ----------
@@ -126,6 +129,9 @@ def build_flow(
         Width of an optional context vector given to every conditioner.
     scale_limit : float, default=5.0
         Soft bound on each affine log-scale.
+    tail_transform : bool, default=True
+        Start (on the data side) with a learned per-feature sinh-arcsinh map, so heavy or light
+        tails can be made Gaussian; see :class:`SinhArcsinh`.
     generator : torch.Generator, optional
         Source of randomness for permutations and the initial rotations.
 
@@ -148,6 +154,8 @@ def build_flow(
     for index in range(n_transforms):
         if actnorm:
             layers.append(ActNorm(features))
+        if index == 0 and tail_transform:
+            layers.append(SinhArcsinh(features))
         if features > 1 and mixing == "lu":
             layers.append(LULinear(features, generator))
         elif features > 1 and mixing == "permutation":

@@ -6,6 +6,7 @@ Every layer implements ``forward(x, context=None) -> (z, logabsdet)`` with ``log
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -50,6 +51,88 @@ class ActNorm(nn.Module):
         return z * torch.exp(self.log_scale) + self.loc
 
 
+class SinhArcsinh(nn.Module):
+    """Per-feature tail adaptation: ``z = sinh(delta * asinh(x) - epsilon) / delta``.
+
+    A sinh-arcsinh map (Jones & Pewsey, 2009) rescaled by ``1 / delta``: ``delta < 1`` compresses
+    heavy tails (towards ``asinh``, i.e. logarithmic, as ``delta -> 0``), ``delta > 1`` stretches
+    light ones, ``epsilon`` skews. Coupling splines are the identity outside their interval and
+    affine maps are linear, so neither can turn exponential or power-law tails into Gaussian
+    ones; placed on the data side, this layer can. Built as the identity (``delta = 1``,
+    ``epsilon = 0``), it is initialised from the first training batch by a per-feature maximum
+    likelihood fit; ``log(delta)`` is softly bounded to ``(-log_limit,
+    log_limit)`` so the inverse cannot overflow for latent points of sane size.
+    """
+
+    def __init__(self, features: int, log_limit: float = 3.0) -> None:
+        super().__init__()
+        self.log_delta = nn.Parameter(torch.zeros(features))
+        self.epsilon = nn.Parameter(torch.zeros(features))
+        self.log_limit = float(log_limit)
+        self.register_buffer("initialized", torch.tensor(False))
+
+    def _delta(self, log_delta: torch.Tensor | None = None) -> torch.Tensor:
+        log_delta = self.log_delta if log_delta is None else log_delta
+        return torch.exp(soft_clamp(log_delta, self.log_limit))
+
+    def _initialize(self, x: torch.Tensor, max_iter: int = 50) -> None:
+        """Fit ``delta`` and ``epsilon`` per feature so each marginal becomes Gaussian.
+
+        Maximum likelihood of the model "the transformed feature is N(m, s^2)", solved by
+        L-BFGS in float64 on the initialisation batch (features are independent, so one joint
+        solve is d small ones). Gradient descent alone moves these few parameters slowly, and by
+        the time it has, early stopping may already have ended training.
+        """
+        data = x.detach().double()
+        log_delta = torch.zeros_like(data[0], requires_grad=True)
+        epsilon = torch.zeros_like(data[0], requires_grad=True)
+        asinh = torch.asinh(data)
+        log_norm = torch.log(torch.hypot(torch.ones_like(data), data))
+
+        def negative_log_likelihood() -> torch.Tensor:
+            u = self._delta(log_delta) * asinh - epsilon
+            z = torch.sinh(u) / self._delta(log_delta)
+            # Profile out the Gaussian's mean and variance: -log N at the MLE is 0.5 log var.
+            log_det = u.abs() + torch.log1p(torch.exp(-2.0 * u.abs())) - log_norm
+            return (0.5 * torch.log(z.var(dim=0) + 1e-12) - log_det.mean(dim=0)).sum()
+
+        optimizer = torch.optim.LBFGS(
+            [log_delta, epsilon], max_iter=max_iter, line_search_fn="strong_wolfe"
+        )
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad()
+            loss = negative_log_likelihood()
+            loss.backward()
+            return loss
+
+        with torch.enable_grad():
+            start = negative_log_likelihood().item()
+            optimizer.step(closure)
+            end = negative_log_likelihood().item()
+        with torch.no_grad():
+            if math.isfinite(end) and end < start:
+                self.log_delta.copy_(log_delta.detach())
+                self.epsilon.copy_(epsilon.detach())
+            self.initialized.fill_(True)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None):
+        if self.training and not bool(self.initialized):
+            self._initialize(x)
+        delta = self._delta()
+        u = delta * torch.asinh(x) - self.epsilon
+        z = torch.sinh(u) / delta
+        # log dz/dx = log cosh(u) - log sqrt(1 + x^2), both written so they never overflow.
+        abs_u = u.abs()
+        log_cosh = abs_u + torch.log1p(torch.exp(-2.0 * abs_u)) - math.log(2.0)
+        log_norm = torch.log(torch.hypot(torch.ones_like(x), x))
+        return z, (log_cosh - log_norm).sum(dim=1)
+
+    def inverse(self, z: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        delta = self._delta()
+        return torch.sinh((torch.asinh(delta * z) + self.epsilon) / delta)
+
+
 class Permutation(nn.Module):
     """A fixed random permutation of the features (log-det 0)."""
 
@@ -71,7 +154,12 @@ class LULinear(nn.Module):
 
     ``P`` is a fixed permutation, ``L`` unit lower-triangular and ``U`` upper-triangular with
     diagonal ``sign * exp(log_diag)``, so ``log|det W| = sum(log_diag)`` costs O(d) and the map can
-    never become singular. It starts at a random rotation, which mixes features from step one.
+    never become singular. It is built as a random rotation and, like ActNorm, initialised from
+    the first training batch it sees: ``W = rotation @ whitening``, where the whitening matrix is
+    the inverse Cholesky factor of the batch covariance (shrunk towards the identity when rows
+    are few). A flow so initialised starts as the best full-covariance Gaussian instead of
+    having to discover the correlations by gradient descent, which matters in high dimensions
+    on small data.
     """
 
     def __init__(self, features: int, generator: torch.Generator | None = None) -> None:
@@ -85,8 +173,37 @@ class LULinear(nn.Module):
         self.lower = nn.Parameter(torch.tril(lower, -1).float())
         self.upper = nn.Parameter(torch.triu(upper, 1).float())
         self.log_diag = nn.Parameter(torch.log(diag.abs()).float())
-        eye = torch.eye(features)
-        self.register_buffer("eye", eye)
+        self.register_buffer("eye", torch.eye(features))
+        self.register_buffer("initialized", torch.tensor(False))
+
+    @torch.no_grad()
+    def _initialize(self, x: torch.Tensor) -> None:
+        n_rows, features = x.shape
+        data = x.double()
+        centred = data - data.mean(dim=0)
+        cov = centred.T @ centred / max(n_rows - 1, 1)
+        # Shrink towards the identity (the data arrive standardised by an ActNorm): a sample
+        # covariance from few rows is noisy, and singular when rows < features.
+        shrink = features / (features + n_rows)
+        cov = (1.0 - shrink) * cov + shrink * torch.eye(
+            features, dtype=cov.dtype, device=cov.device
+        )
+        chol, info = torch.linalg.cholesky_ex(cov)
+        if int(info) != 0:
+            self.initialized.fill_(True)
+            return
+        whitening = torch.linalg.solve_triangular(
+            chol, torch.eye(features, dtype=cov.dtype, device=cov.device), upper=False
+        )
+        weight = self.weight().double() @ whitening
+        perm, lower, upper = torch.linalg.lu(weight)
+        diag = torch.diagonal(upper)
+        self.perm.copy_(perm)
+        self.sign.copy_(torch.sign(diag))
+        self.lower.copy_(torch.tril(lower, -1))
+        self.upper.copy_(torch.triu(upper, 1))
+        self.log_diag.copy_(torch.log(diag.abs()))
+        self.initialized.fill_(True)
 
     def _factors(self) -> tuple[torch.Tensor, torch.Tensor]:
         lower = torch.tril(self.lower, -1) + self.eye
@@ -99,6 +216,8 @@ class LULinear(nn.Module):
         return self.perm @ lower @ upper
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None):
+        if self.training and not bool(self.initialized):
+            self._initialize(x)
         z = x @ self.weight().T
         return z, self.log_diag.sum().expand(x.shape[0])
 

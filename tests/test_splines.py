@@ -1,0 +1,248 @@
+"""Mathematical checks of the rational-quadratic spline with identity tails (float64)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from skflow.flows import rational_quadratic_spline
+from skflow.flows.splines import (
+    DEFAULT_MIN_BIN_SIZE,
+    DEFAULT_MIN_DERIVATIVE,
+    n_spline_params,
+)
+
+DTYPE = torch.float64
+BOUND = 3.0
+N_BINS = 6
+N_PARAMS = n_spline_params(N_BINS)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    """Tiny tensors: intra-op threading only adds synchronisation overhead on a busy machine."""
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n_threads)
+
+
+def _params(n: int, seed: int, scale: float = 1.0, dtype: torch.dtype = DTYPE) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return scale * torch.randn(n, N_PARAMS, generator=gen, dtype=dtype)
+
+
+def _grid(n: int = 4001, span: float = 4.0, edges: bool = True) -> torch.Tensor:
+    """Points from -span*B to span*B, with the edges +-B included exactly (unless ``edges``)."""
+    grid = torch.linspace(-span * BOUND, span * BOUND, n, dtype=DTYPE)
+    grid = grid[(grid.abs() - BOUND).abs() > 1e-9]
+    if not edges:
+        return grid
+    return torch.cat([grid, torch.tensor([-BOUND, BOUND], dtype=DTYPE)])
+
+
+def _spline(x, params, inverse=False):
+    return rational_quadratic_spline(x, params, BOUND, inverse=inverse)
+
+
+def _reference_spline(x: torch.Tensor, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Durkan et al.'s forward formula, written independently (searchsorted on explicit knots)."""
+    k = N_BINS
+    raw_w, raw_h, raw_d = params[..., :k], params[..., k : 2 * k], params[..., 2 * k :]
+
+    def knots(raw):
+        size = 2 * BOUND * (DEFAULT_MIN_BIN_SIZE + (1 - k * DEFAULT_MIN_BIN_SIZE) * raw.softmax(-1))
+        edges = F.pad(torch.cumsum(size, -1), (1, 0)) - BOUND
+        return edges, size
+
+    xs, widths = knots(raw_w)
+    ys, heights = knots(raw_h)
+    shift = math.log(math.expm1(1 - DEFAULT_MIN_DERIVATIVE))
+    derivs = F.pad(DEFAULT_MIN_DERIVATIVE + F.softplus(raw_d + shift), (1, 1), value=1.0)
+    inside = x.abs() <= BOUND
+    xc = x.clamp(-BOUND, BOUND)
+    idx = (torch.searchsorted(xs[..., 1:-1].contiguous(), xc.unsqueeze(-1), right=True)).squeeze(-1)
+
+    def pick(t):
+        return t.gather(-1, idx.unsqueeze(-1)).squeeze(-1)
+
+    x_k, y_k, w, h = pick(xs[..., :-1]), pick(ys[..., :-1]), pick(widths), pick(heights)
+    d0, d1 = pick(derivs[..., :-1]), pick(derivs[..., 1:])
+    s = h / w
+    xi = (xc - x_k) / w
+    denom = s + (d0 + d1 - 2 * s) * xi * (1 - xi)
+    y = y_k + h * (s * xi**2 + d0 * xi * (1 - xi)) / denom
+    dydx = s**2 * (d1 * xi**2 + 2 * s * xi * (1 - xi) + d0 * (1 - xi) ** 2) / denom**2
+    return torch.where(inside, y, x), torch.where(inside, dydx.log(), 0.0)
+
+
+def test_n_spline_params():
+    assert n_spline_params(1) == 2
+    assert n_spline_params(8) == 23
+
+
+def test_matches_reference_formula():
+    x = _grid(2001, span=1.5)
+    params = _params(x.numel(), seed=0, scale=1.5)
+    y, logdet = _spline(x, params)
+    y_ref, logdet_ref = _reference_spline(x, params)
+    assert (y - y_ref).abs().max().item() < 1e-10
+    assert (logdet - logdet_ref).abs().max().item() < 1e-10
+    # Non-trivial parameters: far from the identity inside the interval.
+    assert (y - x).abs().max().item() > 0.1
+
+
+def test_knots_are_interpolated():
+    """The widths / heights blocks of ``params`` place the knots: f(x_k) = y_k for every knot."""
+    params = _params(1, seed=1, scale=2.0)[0]
+    k = N_BINS
+    softmax = params[: 2 * k].view(2, k).softmax(-1)
+    sizes = 2 * BOUND * (DEFAULT_MIN_BIN_SIZE + (1 - k * DEFAULT_MIN_BIN_SIZE) * softmax)
+    edges = F.pad(torch.cumsum(sizes, -1), (1, 0)) - BOUND
+    y, _ = _spline(edges[0], params.expand(k + 1, -1))
+    assert (y - edges[1]).abs().max().item() < 1e-10
+    x, _ = _spline(edges[1], params.expand(k + 1, -1), inverse=True)
+    assert (x - edges[0]).abs().max().item() < 1e-10
+
+
+@pytest.mark.parametrize("scale", [0.5, 2.0])
+def test_round_trip(scale):
+    x = _grid()
+    params = _params(x.numel(), seed=2, scale=scale)
+    y, _ = _spline(x, params)
+    x_back, _ = _spline(y, params, inverse=True)
+    assert (x_back - x).abs().max().item() < 1e-8
+    z = _grid()
+    z_back, _ = _spline(_spline(z, params, inverse=True)[0], params)
+    assert (z_back - z).abs().max().item() < 1e-8
+    inside = x.abs() <= BOUND
+    assert (y[inside] - x[inside]).abs().max().item() > 0.05  # non-trivial map
+
+
+@pytest.mark.parametrize("inverse", [False, True])
+def test_identity_with_zero_logdet_outside_the_interval(inverse):
+    x = _grid()
+    params = _params(x.numel(), seed=3, scale=2.0)
+    y, logdet = _spline(x, params, inverse=inverse)
+    tails = x.abs() > BOUND
+    assert tails.sum().item() > 1000
+    assert torch.equal(y[tails], x[tails])
+    assert torch.equal(logdet[tails], torch.zeros_like(logdet[tails]))
+    inside = ~tails
+    assert y[inside].abs().max().item() <= BOUND + 1e-12
+    assert logdet[inside].abs().max().item() > 0.1
+
+
+@pytest.mark.parametrize("inverse", [False, True])
+def test_monotone_increasing_and_onto(inverse):
+    x = torch.linspace(-2 * BOUND, 2 * BOUND, 6001, dtype=DTYPE)
+    params = _params(1, seed=4, scale=2.0).expand(x.numel(), -1)
+    y, logdet = _spline(x, params, inverse=inverse)
+    assert (y.diff() > 0).all()
+    assert torch.isfinite(logdet).all()
+    ends, _ = _spline(torch.tensor([-BOUND, BOUND], dtype=DTYPE), params[:2], inverse=inverse)
+    assert torch.allclose(ends, torch.tensor([-BOUND, BOUND], dtype=DTYPE), atol=1e-12)
+
+
+@pytest.mark.parametrize("inverse", [False, True])
+def test_logdet_is_log_of_autograd_derivative(inverse):
+    # Not exactly at +-B: there the internal clamp of xi to [0, 1] can zero the autograd
+    # derivative (a one-point artefact of that clamp) although the derivative there is 1.
+    x = _grid(3001, span=1.5, edges=False).requires_grad_(True)
+    params = _params(x.numel(), seed=5, scale=1.5)
+    y, logdet = _spline(x, params, inverse=inverse)
+    (grad,) = torch.autograd.grad(y.sum(), x)  # element-wise map: the gradient is dy/dx
+    assert (grad > 0).all()
+    assert (grad.log() - logdet).abs().max().item() < 1e-8
+    assert logdet.abs().max().item() > 0.1
+
+
+def test_forward_and_inverse_logdets_cancel():
+    x = _grid()
+    params = _params(x.numel(), seed=6, scale=2.0)
+    y, logdet_forward = _spline(x, params)
+    _, logdet_inverse = _spline(y, params, inverse=True)
+    assert (logdet_forward + logdet_inverse).abs().max().item() < 1e-8
+
+
+@pytest.mark.parametrize("inverse", [False, True])
+def test_continuous_with_unit_derivative_at_the_edges(inverse):
+    params = _params(1, seed=7, scale=2.0)
+    for eps in (1e-6, 1e-8):
+        for edge in (-BOUND, BOUND):
+            points = torch.tensor([edge - eps, edge, edge + eps], dtype=DTYPE)
+            y, logdet = _spline(points, params.expand(3, -1), inverse=inverse)
+            # Value continuous (it matches the identity tail) ...
+            assert (y - points).abs().max().item() < 1e-9
+            # ... and so is the derivative: the boundary knots have derivative 1.
+            assert logdet.abs().max().item() < 1e3 * eps
+
+
+@pytest.mark.parametrize("inverse", [False, True])
+def test_zero_params_give_the_identity(inverse):
+    x = _grid()
+    y, logdet = _spline(x, torch.zeros(x.numel(), N_PARAMS, dtype=DTYPE), inverse=inverse)
+    assert (y - x).abs().max().item() < 1e-12
+    assert logdet.abs().max().item() < 1e-12
+
+
+def test_batch_shapes_are_element_wise():
+    x = _grid(598, span=1.5).view(3, 200, 1)
+    params = _params(600, seed=8, scale=1.5).view(3, 200, 1, N_PARAMS)
+    y, logdet = _spline(x, params)
+    y_flat, logdet_flat = _spline(x.reshape(-1), params.reshape(-1, N_PARAMS))
+    assert y.shape == logdet.shape == x.shape
+    assert torch.equal(y.reshape(-1), y_flat)
+    assert torch.equal(logdet.reshape(-1), logdet_flat)
+
+
+def test_inverse_far_outside_is_exact_identity():
+    z = torch.tensor([-1e300, -1e6, -1e3, 1e3, 1e6, 1e300], dtype=DTYPE)
+    params = _params(z.numel(), seed=9, scale=50.0)
+    for inverse in (False, True):
+        x, logdet = _spline(z, params, inverse=inverse)
+        assert torch.equal(x, z)
+        assert torch.equal(logdet, torch.zeros_like(logdet))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("scale", [50.0, 1000.0])
+def test_extreme_params_stay_finite(dtype, scale):
+    """Near-degenerate bins (sizes and derivatives at their minimum) must not produce NaN."""
+    z = torch.cat([torch.linspace(-BOUND, BOUND, 20001, dtype=dtype), _grid(2001).to(dtype)])
+    params = _params(z.numel(), seed=10, scale=scale, dtype=dtype)
+    x, logdet_inverse = _spline(z, params, inverse=True)
+    y, logdet_forward = _spline(z, params)
+    for values in (x, logdet_inverse, y, logdet_forward):
+        assert torch.isfinite(values).all()
+    assert x.abs().max().item() <= 4 * BOUND + 1e-3  # inside points stay inside
+    inside = z.abs() <= BOUND
+    assert x[inside].abs().max().item() <= BOUND * (1 + 1e-6)
+    if dtype == torch.float64:
+        # Ill-conditioned but still invertible in double precision.
+        z_back, _ = _spline(x, params)
+        assert (z_back - z).abs().max().item() < 1e-5
+
+
+@pytest.mark.parametrize("scale", [1.0, 50.0])
+@pytest.mark.parametrize("inverse", [False, True])
+def test_param_gradient_is_finite_and_zero_in_the_tails(inverse, scale):
+    x = torch.tensor([-1e6, -10.0, -BOUND - 1e-9, BOUND + 1e-9, 10.0, 1e6], dtype=DTYPE)
+    params = _params(x.numel(), seed=11, scale=scale).requires_grad_(True)
+    y, logdet = _spline(x, params, inverse=inverse)
+    (grad,) = torch.autograd.grad(y.sum() + logdet.sum(), params)
+    assert torch.isfinite(grad).all()
+    assert torch.equal(grad, torch.zeros_like(grad))
+
+    # Mixed points (edges, interior, tails): finite everywhere, non-zero inside.
+    x = _grid(401, span=2.0)
+    params = _params(x.numel(), seed=12, scale=scale).requires_grad_(True)
+    y, logdet = _spline(x, params, inverse=inverse)
+    (grad,) = torch.autograd.grad(y.sum() + logdet.sum(), params)
+    assert torch.isfinite(grad).all()
+    inside = x.abs() < BOUND
+    assert grad[inside].abs().sum().item() > 0
+    assert torch.equal(grad[x.abs() > BOUND], torch.zeros_like(grad[x.abs() > BOUND]))
