@@ -158,7 +158,11 @@ def train_flow(
     )
     good_state = _snapshot(flow, optimizer)
     best_state = copy.deepcopy(good_state[0])
-    best_loss = math.inf
+    # The freshly initialised flow is already a full-covariance Gaussian fit; scoring it first
+    # means early stopping can never hand back something worse on the validation rows.
+    best_loss = math.inf if validation is None else evaluate_nll(flow, validation)
+    if not math.isfinite(best_loss):
+        best_loss = math.inf
     stalled = 0
 
     progress = tqdm(total=config.max_iter, disable=config.verbose <= 0, desc="skflow", unit="epoch")

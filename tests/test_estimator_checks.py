@@ -11,16 +11,20 @@ from skflow.flows import COUPLINGS
 
 from .conftest import TINY
 
+_FLOAT32_REASON = (
+    "the flow evaluates in float32 and the matrix products of differently sized or ordered "
+    "batches round differently, by about one unit in the last place (2e-7), while the check "
+    "demands rtol=1e-7; each row's result is otherwise independent of the others"
+)
+
 EXPECTED_FAILED_CHECKS = {
     "check_sample_weight_equivalence_on_dense_data": (
         "training is minibatch stochastic gradient descent: repeating a row instead of "
         "doubling its weight changes the batches, so the two fits follow different "
         "optimisation paths (the weighted likelihood itself is exact)"
     ),
-    "check_methods_subset_invariance": (
-        "the flow evaluates in float32, and the matrix products of different batch sizes "
-        "round differently at the 1e-7 relative level the check demands"
-    ),
+    "check_methods_subset_invariance": _FLOAT32_REASON,
+    "check_methods_sample_order_invariance": _FLOAT32_REASON,
 }
 
 ESTIMATORS = [FlowDensity(coupling=coupling, **TINY) for coupling in COUPLINGS]

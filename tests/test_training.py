@@ -21,9 +21,36 @@ def test_early_stopping_keeps_best_weights(blobs_2d):
     ).fit(blobs_2d)
     assert est.n_iter_ < 200, "early stopping never triggered"
     assert len(est.validation_scores_) == len(est.loss_curve_) == est.n_iter_
+    # The kept weights are the best epoch's, not the last one's (here training does improve on
+    # the initial Gaussian, which is also a candidate).
     assert est.best_validation_score_ == pytest.approx(max(est.validation_scores_))
-    # The kept weights are the best epoch's, not the last one's.
     assert est.validation_scores_[-1] <= est.best_validation_score_
+
+
+def test_early_stopping_never_returns_worse_than_the_initial_gaussian(monkeypatch):
+    """If every epoch makes validation worse, the initial (Gaussian) weights are kept."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3)) @ np.array([[1.0, 0.5, 0.2], [0.0, 1.0, 0.4], [0.0, 0.0, 1.0]])
+    # A huge step size wrecks the model on every epoch.
+    est = FlowDensity(
+        n_transforms=2,
+        hidden_layer_sizes=(16,),
+        max_iter=6,
+        n_iter_no_change=3,
+        learning_rate_init=0.5,
+        random_state=0,
+    ).fit(X)
+    initial = FlowDensity(
+        n_transforms=2,
+        hidden_layer_sizes=(16,),
+        max_iter=1,
+        learning_rate_init=1e-12,
+        random_state=0,
+    )
+    with pytest.warns(Warning, match="max_iter"):
+        initial.fit(X)
+    assert est.best_validation_score_ > max(est.validation_scores_)
+    np.testing.assert_allclose(est.score_samples(X), initial.score_samples(X), atol=1e-4)
 
 
 def test_without_early_stopping_uses_all_rows_and_max_iter(blobs_2d):

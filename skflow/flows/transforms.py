@@ -55,25 +55,37 @@ class SinhArcsinh(nn.Module):
     """Per-feature tail adaptation: ``z = sinh(delta * asinh(x) - epsilon) / delta``.
 
     A sinh-arcsinh map (Jones & Pewsey, 2009) rescaled by ``1 / delta``: ``delta < 1`` compresses
-    heavy tails (towards ``asinh``, i.e. logarithmic, as ``delta -> 0``), ``delta > 1`` stretches
-    light ones, ``epsilon`` skews. Coupling splines are the identity outside their interval and
-    affine maps are linear, so neither can turn exponential or power-law tails into Gaussian
-    ones; placed on the data side, this layer can. Built as the identity (``delta = 1``,
-    ``epsilon = 0``), it is initialised from the first training batch by a per-feature maximum
-    likelihood fit; ``log(delta)`` is softly bounded to ``(-log_limit,
-    log_limit)`` so the inverse cannot overflow for latent points of sane size.
+    heavy tails (towards ``asinh``, i.e. logarithmic, as ``delta -> 0``), ``epsilon`` skews.
+    ``delta`` is kept at or below 1 (see ``_delta``). Coupling splines are the identity outside
+    their interval and affine maps are linear, so neither can turn exponential or power-law
+    tails into Gaussian ones; placed on the data side, this layer can. Built as the identity
+    (``delta = 1``, ``epsilon = 0``), it is initialised from the first training batch by a
+    per-feature maximum likelihood fit; ``log(delta)`` is softly bounded below by
+    ``-log_limit`` and ``epsilon`` to ``(-skew_limit, skew_limit)``, so the inverse cannot
+    overflow for latent points of sane size.
     """
 
-    def __init__(self, features: int, log_limit: float = 3.0) -> None:
+    def __init__(self, features: int, log_limit: float = 3.0, skew_limit: float = 1.5) -> None:
         super().__init__()
         self.log_delta = nn.Parameter(torch.zeros(features))
         self.epsilon = nn.Parameter(torch.zeros(features))
         self.log_limit = float(log_limit)
+        self.skew_limit = float(skew_limit)
+        self.register_buffer("initialized", torch.tensor(False))
+
+    def _epsilon(self, epsilon: torch.Tensor | None = None) -> torch.Tensor:
+        # A large skew combined with a small delta turns the map into a one-sided exponential
+        # (z ~ -exp(epsilon) x^-delta / delta): a marginal fit may like it, the joint does not
+        # (training a funnel from there diverged), so the skew is softly bounded.
+        return soft_clamp(self.epsilon if epsilon is None else epsilon, self.skew_limit)
         self.register_buffer("initialized", torch.tensor(False))
 
     def _delta(self, log_delta: torch.Tensor | None = None) -> torch.Tensor:
         log_delta = self.log_delta if log_delta is None else log_delta
-        return torch.exp(soft_clamp(log_delta, self.log_limit))
+        # delta <= 1: the layer may only compress tails. Letting delta grow
+        # past 1 turns light tails into walls (p ~ exp(-x^(2 delta))), and a held-out row just
+        # past the training range then gets an astronomically small density.
+        return torch.exp(soft_clamp(log_delta.clamp(max=0.0), self.log_limit))
 
     def _initialize(self, x: torch.Tensor, max_iter: int = 50) -> None:
         """Fit ``delta`` and ``epsilon`` per feature so each marginal becomes Gaussian.
@@ -90,7 +102,7 @@ class SinhArcsinh(nn.Module):
         log_norm = torch.log(torch.hypot(torch.ones_like(data), data))
 
         def negative_log_likelihood() -> torch.Tensor:
-            u = self._delta(log_delta) * asinh - epsilon
+            u = self._delta(log_delta) * asinh - self._epsilon(epsilon)
             z = torch.sinh(u) / self._delta(log_delta)
             # Profile out the Gaussian's mean and variance: -log N at the MLE is 0.5 log var.
             log_det = u.abs() + torch.log1p(torch.exp(-2.0 * u.abs())) - log_norm
@@ -120,7 +132,7 @@ class SinhArcsinh(nn.Module):
         if self.training and not bool(self.initialized):
             self._initialize(x)
         delta = self._delta()
-        u = delta * torch.asinh(x) - self.epsilon
+        u = delta * torch.asinh(x) - self._epsilon()
         z = torch.sinh(u) / delta
         # log dz/dx = log cosh(u) - log sqrt(1 + x^2), both written so they never overflow.
         abs_u = u.abs()
@@ -130,7 +142,7 @@ class SinhArcsinh(nn.Module):
 
     def inverse(self, z: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         delta = self._delta()
-        return torch.sinh((torch.asinh(delta * z) + self.epsilon) / delta)
+        return torch.sinh((torch.asinh(delta * z) + self._epsilon()) / delta)
 
 
 class Permutation(nn.Module):
