@@ -37,15 +37,6 @@ CONTEXT = 2
 ATOL = 1e-6
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors: intra-op threading only adds synchronisation overhead on a busy machine."""
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n_threads)
-
-
 @pytest.fixture(autouse=True)
 def _isolated_global_rng():
     """``nn.Linear`` draws its initial weights from the global RNG: make every test reproducible

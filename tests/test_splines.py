@@ -21,15 +21,6 @@ N_BINS = 6
 N_PARAMS = n_spline_params(N_BINS)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors: intra-op threading only adds synchronisation overhead on a busy machine."""
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n_threads)
-
-
 def _params(n: int, seed: int, scale: float = 1.0, dtype: torch.dtype = DTYPE) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
     return scale * torch.randn(n, N_PARAMS, generator=gen, dtype=dtype)
