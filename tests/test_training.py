@@ -151,3 +151,21 @@ def test_cuda_matches_cpu(blobs_2d, tiny_params):
     assert gpu.device_.type == "cuda"
     # Same initial weights; training differs only by float rounding on the two devices.
     np.testing.assert_allclose(gpu.score_samples(blobs_2d), cpu.score_samples(blobs_2d), atol=0.05)
+
+
+@pytest.mark.parametrize(("n_jobs", "expected"), [(None, 1), (2, 2)])
+def test_n_jobs_sets_torch_threads_during_fit_and_restores(
+    n_jobs, expected, blobs_2d, tiny_params, monkeypatch
+):
+    seen = []
+    real = training.mean_nll
+
+    def spy(flow, batch):
+        seen.append(torch.get_num_threads())
+        return real(flow, batch)
+
+    monkeypatch.setattr(training, "mean_nll", spy)
+    before = torch.get_num_threads()
+    FlowDensity(n_jobs=n_jobs, random_state=0, **tiny_params).fit(blobs_2d)
+    assert set(seen) == {expected}
+    assert torch.get_num_threads() == before
