@@ -34,9 +34,9 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         Element-wise map of the coupling layers: a rational-quadratic spline (after a conditional
         affine step; the most expressive), an affine map (RealNVP) or a shift (NICE, volume
         preserving).
-    n_transforms : int, default=5
+    n_transforms : int, default=8
         Number of coupling layers.
-    hidden_layer_sizes : array-like of int, default=(64, 64)
+    hidden_layer_sizes : array-like of int, default=(128, 128)
         Hidden widths of each coupling's conditioner network.
     n_bins : int, default=8
         Number of spline bins (``coupling="spline"`` only).
@@ -51,7 +51,8 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
     batch_size : int or "auto", default="auto"
         Minibatch size; "auto" is ``min(256, n_samples)``.
     learning_rate_init : float, default=1e-3
-        Initial AdamW step size; it is halved when the monitored loss stalls.
+        AdamW step size, reached after a linear warm-up over the first 3 epochs (at most 500
+        steps); it is halved when the monitored loss stalls.
     weight_decay : float, default=1e-5
         Decoupled weight decay (AdamW).
     early_stopping : bool, default=True
@@ -122,8 +123,8 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
     def __init__(
         self,
         coupling: str = "spline",
-        n_transforms: int = 5,
-        hidden_layer_sizes=(64, 64),
+        n_transforms: int = 8,
+        hidden_layer_sizes=(128, 128),
         n_bins: int = 8,
         tail_bound: float = 5.0,
         mixing: str = "lu",

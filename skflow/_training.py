@@ -22,6 +22,9 @@ from .flows import Flow
 MAX_RECOVERIES = 8
 # Gradient-norm clipping: coupling flows occasionally see huge gradients from rows in the tails.
 MAX_GRAD_NORM = 10.0
+# Learning-rate warm-up: over the first few epochs, and never longer than this many steps.
+WARMUP_EPOCHS = 3
+WARMUP_MAX_STEPS = 500
 # Rows per chunk when evaluating (validation, scoring): large chunks amortise Python overhead.
 EVAL_CHUNK = 65536
 
@@ -167,12 +170,22 @@ def train_flow(
 
     progress = tqdm(total=config.max_iter, disable=config.verbose <= 0, desc="skflow", unit="epoch")
     epochs_done = 0
+    # Warm the learning rate up linearly: the initial flow is already a good (Gaussian, tail
+    # corrected) fit, and Adam's first full-size steps, which move every weight by about the
+    # learning rate at once, knocked it into a worse region it did not always recover from.
+    steps_per_epoch = math.ceil(n_rows / batch_size)
+    warmup_steps = 0 if history.n_iter else min(WARMUP_MAX_STEPS, WARMUP_EPOCHS * steps_per_epoch)
+    step = 0
     while epochs_done < config.max_iter:
         order = torch.randperm(n_rows, generator=generator, device=train.x.device)
         epoch_loss = torch.zeros((), device=train.x.device)
         for start in range(0, n_rows, batch_size):
             batch = train.take(order[start : start + batch_size])
             loss = mean_nll(flow, batch)
+            if step < warmup_steps:
+                for group in optimizer.param_groups:
+                    group["lr"] = config.learning_rate_init * (step + 1) / warmup_steps
+            step += 1
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(flow.parameters(), MAX_GRAD_NORM, foreach=True)
@@ -205,7 +218,8 @@ def train_flow(
             history.validation_scores.append(-(monitored + nll_offset))
         else:
             monitored = train_loss
-        scheduler.step(monitored)
+        if step >= warmup_steps:
+            scheduler.step(monitored)
 
         if monitored < best_loss - config.tol:
             best_loss = monitored

@@ -169,3 +169,30 @@ def test_n_jobs_sets_torch_threads_during_fit_and_restores(
     FlowDensity(n_jobs=n_jobs, random_state=0, **tiny_params).fit(blobs_2d)
     assert set(seen) == {expected}
     assert torch.get_num_threads() == before
+
+
+def test_learning_rate_warms_up_then_holds(blobs_2d, monkeypatch):
+    """Linear warm-up over the first 3 epochs, so the data-fitted start is not knocked away."""
+    rates = []
+    real_step = torch.optim.AdamW.step
+
+    def spy(self, *args, **kwargs):
+        rates.append(self.param_groups[0]["lr"])
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", spy)
+    est = FlowDensity(
+        n_transforms=2,
+        hidden_layer_sizes=(8,),
+        max_iter=4,
+        batch_size=100,
+        learning_rate_init=1e-2,
+        early_stopping=False,
+        n_iter_no_change=50,
+        random_state=0,
+    )
+    with pytest.warns(Warning, match="max_iter"):
+        est.fit(blobs_2d)
+    warmup = 3 * 6  # 600 rows in batches of 100, three epochs
+    np.testing.assert_allclose(rates[:warmup], 1e-2 * np.arange(1, warmup + 1) / warmup)
+    assert rates[warmup:] == [1e-2] * (len(rates) - warmup)
