@@ -20,9 +20,10 @@ from ._training import EVAL_CHUNK, TrainingConfig, TrainingData, TrainingHistory
 from .flows import COUPLINGS, MIXINGS, Flow, build_flow
 
 _SEED_MAX = np.iinfo(np.int32).max
-# The default batch: big enough to keep the per-step overhead low, small enough to give many
-# updates per epoch on a few thousand rows.
-_AUTO_BATCH_SIZE = 256
+# The default batch: 256 rows (many updates per epoch on a few thousand rows), growing with the
+# data so an epoch is at least ~40 steps, up to 1024 rows, where per-step overhead no longer
+# dominates and each epoch of a large data set costs fewer, fuller steps.
+_AUTO_BATCH_MIN, _AUTO_BATCH_MAX, _AUTO_STEPS_PER_EPOCH = 256, 1024, 40
 
 
 class BaseFlowEstimator(BaseEstimator):
@@ -179,7 +180,10 @@ class BaseFlowEstimator(BaseEstimator):
             )
 
     def _training_config(self, n_train: int) -> TrainingConfig:
-        batch = _AUTO_BATCH_SIZE if self.batch_size == "auto" else int(self.batch_size)
+        if self.batch_size == "auto":
+            batch = int(np.clip(n_train // _AUTO_STEPS_PER_EPOCH, _AUTO_BATCH_MIN, _AUTO_BATCH_MAX))
+        else:
+            batch = int(self.batch_size)
         return TrainingConfig(
             max_iter=self.max_iter,
             batch_size=min(batch, n_train),

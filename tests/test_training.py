@@ -196,3 +196,11 @@ def test_learning_rate_warms_up_then_holds(blobs_2d, monkeypatch):
     warmup = 3 * 6  # 600 rows in batches of 100, three epochs
     np.testing.assert_allclose(rates[:warmup], 1e-2 * np.arange(1, warmup + 1) / warmup)
     assert rates[warmup:] == [1e-2] * (len(rates) - warmup)
+
+
+@pytest.mark.parametrize(
+    ("n_train", "expected"), [(100, 100), (5000, 256), (20000, 500), (10**6, 1024)]
+)
+def test_auto_batch_size_grows_with_data(n_train, expected):
+    assert FlowDensity()._training_config(n_train).batch_size == expected
+    assert FlowDensity(batch_size=64)._training_config(n_train).batch_size == min(64, n_train)
