@@ -44,6 +44,7 @@ class BaseFlowEstimator(BaseEstimator):
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -144,6 +145,18 @@ class BaseFlowEstimator(BaseEstimator):
 
     def _train(self, flow, data, train_idx, val_idx, generator, history) -> TrainingHistory:
         device = data.x.device
+        # Dropout draws from the global generator of the device: fork it and seed it, so the
+        # fit is reproducible and the user's random streams are left exactly as they were.
+        seed = int(generator.initial_seed())
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.default_generator.manual_seed(seed)
+            if device.type == "cuda":
+                with torch.cuda.device(device):
+                    torch.cuda.manual_seed(seed)
+            return self._train_forked(flow, data, train_idx, val_idx, generator, history)
+
+    def _train_forked(self, flow, data, train_idx, val_idx, generator, history):
+        device = data.x.device
         return train_flow(
             flow,
             data.take(torch.as_tensor(train_idx, device=device)),
@@ -176,6 +189,7 @@ class BaseFlowEstimator(BaseEstimator):
                 tail_bound=self.tail_bound,
                 mixing=self.mixing,
                 context_features=context_features,
+                dropout=self.dropout,
                 generator=generator,
             )
 

@@ -56,6 +56,9 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         steps); it is halved when the monitored loss stalls.
     weight_decay : float, default=1e-5
         Decoupled weight decay (AdamW).
+    dropout : float, default=0.2
+        Dropout probability in the conditioner networks during training. Flows over-fit within a
+        few epochs on a few thousand rows; dropout is what lets them keep learning there.
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the rows, stop when their log-likelihood stops
         improving and restore the best weights. Without it, the training loss is monitored.
@@ -133,6 +136,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         batch_size="auto",
         learning_rate_init: float = 1e-3,
         weight_decay: float = 1e-5,
+        dropout: float = 0.2,
         early_stopping: bool = True,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 20,
@@ -153,6 +157,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
         self.weight_decay = weight_decay
+        self.dropout = dropout
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change

@@ -143,7 +143,13 @@ def test_sample_weight_zero_removes_rows():
     rng = np.random.default_rng(0)
     X = np.concatenate([rng.normal(0.0, 1.0, (400, 2)), rng.normal(8.0, 1.0, (400, 2))])
     weight = np.r_[np.ones(400), np.zeros(400)]
-    params = {"n_transforms": 2, "hidden_layer_sizes": (16,), "max_iter": 25, "random_state": 0}
+    params = {
+        "n_transforms": 2,
+        "hidden_layer_sizes": (16,),
+        "max_iter": 25,
+        "random_state": 0,
+        "dropout": 0.0,
+    }
     weighted = FlowDensity(**params).fit(X, sample_weight=weight)
     only_first = FlowDensity(**params).fit(X[:400])
     unweighted = FlowDensity(**params).fit(X)

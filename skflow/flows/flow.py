@@ -98,6 +98,7 @@ def build_flow(
     context_features: int = 0,
     scale_limit: float = 5.0,
     tail_transform: bool = True,
+    dropout: float = 0.0,
     generator: torch.Generator | None = None,
 ) -> Flow:
     """Build a coupling flow.
@@ -132,6 +133,8 @@ def build_flow(
     tail_transform : bool, default=True
         Start (on the data side) with a learned per-feature sinh-arcsinh map, so heavy or light
         tails can be made Gaussian; see :class:`SinhArcsinh`.
+    dropout : float, default=0.0
+        Dropout in the conditioners' hidden layers (active in training mode only).
     generator : torch.Generator, optional
         Source of randomness for permutations and the initial rotations.
 
@@ -161,7 +164,9 @@ def build_flow(
         elif features > 1 and mixing == "permutation":
             layers.append(Permutation(features, generator))
         layers.append(
-            Coupling(features, element_map, hidden_layer_sizes, index % 2, context_features)
+            Coupling(
+                features, element_map, hidden_layer_sizes, index % 2, context_features, dropout
+            )
         )
     if actnorm:
         layers.append(ActNorm(features))

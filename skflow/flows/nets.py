@@ -25,6 +25,9 @@ class Conditioner(nn.Module):
         Widths of the hidden layers.
     context_features : int, default=0
         Width of an optional context vector concatenated to the input (conditional flows).
+    dropout : float, default=0.0
+        Dropout probability after each hidden activation (training only); regularises the
+        conditioners, which over-fit quickly on a few thousand rows.
     """
 
     def __init__(
@@ -33,6 +36,7 @@ class Conditioner(nn.Module):
         out_features: int,
         hidden_layer_sizes: Sequence[int] = (64, 64),
         context_features: int = 0,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.in_features = int(in_features)
@@ -48,6 +52,8 @@ class Conditioner(nn.Module):
         width = n_in
         for hidden in hidden_layer_sizes:
             layers += [nn.Linear(width, int(hidden)), nn.ReLU()]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
             width = int(hidden)
         last = nn.Linear(width, self.out_features)
         nn.init.zeros_(last.weight)

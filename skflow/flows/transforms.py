@@ -323,6 +323,8 @@ class Coupling(nn.Module):
         0 keeps the first ``features // 2`` features; 1 keeps the last ``ceil(features / 2)``.
     context_features : int, default=0
         Width of the context vector.
+    dropout : float, default=0.0
+        Dropout in the conditioner's hidden layers.
     """
 
     def __init__(
@@ -332,6 +334,7 @@ class Coupling(nn.Module):
         hidden_layer_sizes: Sequence[int] = (64, 64),
         parity: int = 0,
         context_features: int = 0,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.features = int(features)
@@ -344,7 +347,11 @@ class Coupling(nn.Module):
         self.n_kept = n_kept
         self.n_changed = self.features - n_kept
         self.conditioner = Conditioner(
-            n_kept, self.n_changed * element_map.n_params, hidden_layer_sizes, context_features
+            n_kept,
+            self.n_changed * element_map.n_params,
+            hidden_layer_sizes,
+            context_features,
+            dropout,
         )
 
     def _split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
