@@ -22,6 +22,8 @@ from .flows import Flow
 MAX_RECOVERIES = 8
 # Gradient-norm clipping: coupling flows occasionally see huge gradients from rows in the tails.
 MAX_GRAD_NORM = 10.0
+# Rows used for the data-dependent initialisation of the flow.
+INIT_ROWS = 8192
 # Learning-rate warm-up: over the first few epochs, and never longer than this many steps.
 WARMUP_EPOCHS = 3
 WARMUP_MAX_STEPS = 500
@@ -143,7 +145,18 @@ def train_flow(
     n_rows = len(train)
     batch_size = min(config.batch_size, n_rows)
 
-    flow.initialize(train.take(slice(0, 8192)).x, train.take(slice(0, 8192)).context)
+    if not history.n_iter:
+        # Data-dependent initialisation (ActNorm, whitening, tails) on a random subset: the
+        # first rows of a sorted data set would describe only part of it.
+        if n_rows <= INIT_ROWS:
+            init = train
+        else:
+            # A generator of its own, so the batch order does not depend on whether this ran.
+            init_generator = torch.Generator(device=train.x.device)
+            init_generator.manual_seed(generator.initial_seed() + 1)
+            subset = torch.randperm(n_rows, generator=init_generator, device=train.x.device)
+            init = train.take(subset[:INIT_ROWS])
+        flow.initialize(init.x, init.context)
     flow.train()
     optimizer = torch.optim.AdamW(
         flow.parameters(),

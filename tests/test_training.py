@@ -204,3 +204,15 @@ def test_learning_rate_warms_up_then_holds(blobs_2d, monkeypatch):
 def test_auto_batch_size_grows_with_data(n_train, expected):
     assert FlowDensity()._training_config(n_train).batch_size == expected
     assert FlowDensity(batch_size=64)._training_config(n_train).batch_size == min(64, n_train)
+
+
+def test_initialisation_uses_a_random_subset_of_sorted_data(monkeypatch):
+    """Sorted data: initialising from the first rows would see only the low end."""
+    monkeypatch.setattr(training, "INIT_ROWS", 200)
+    X = np.sort(np.random.default_rng(0).normal(size=(2000, 2)), axis=0)
+    est = FlowDensity(n_transforms=1, hidden_layer_sizes=(8,), max_iter=1, random_state=0)
+    with pytest.warns(Warning, match="max_iter"):
+        est.fit(X)
+    first_actnorm = est.flow_.transforms[0]
+    # The data are standardised before the flow, so a representative subset has mean ~0.
+    assert np.abs(first_actnorm.loc.detach().numpy()).max() < 0.25
