@@ -9,7 +9,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.utils import check_random_state
+from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
@@ -78,8 +78,6 @@ class BaseFlowEstimator(BaseEstimator):
 
     def _validate_latent(self, Z) -> np.ndarray:
         """Validate latent points for ``inverse_transform`` (same width as X, finite)."""
-        from sklearn.utils import check_array
-
         Z = check_array(Z, dtype=np.float64, accept_sparse=False)
         if Z.shape[1] != self.n_features_in_:
             raise ValueError(
@@ -153,19 +151,15 @@ class BaseFlowEstimator(BaseEstimator):
             if device.type == "cuda":
                 with torch.cuda.device(device):
                     torch.cuda.manual_seed(seed)
-            return self._train_forked(flow, data, train_idx, val_idx, generator, history)
-
-    def _train_forked(self, flow, data, train_idx, val_idx, generator, history):
-        device = data.x.device
-        return train_flow(
-            flow,
-            data.take(torch.as_tensor(train_idx, device=device)),
-            None if val_idx is None else data.take(torch.as_tensor(val_idx, device=device)),
-            self._training_config(len(train_idx)),
-            generator,
-            nll_offset=-self.standardizer_.log_jacobian_,
-            history=history,
-        )
+            return train_flow(
+                flow,
+                data.take(torch.as_tensor(train_idx, device=device)),
+                None if val_idx is None else data.take(torch.as_tensor(val_idx, device=device)),
+                self._training_config(len(train_idx)),
+                generator,
+                nll_offset=-self.standardizer_.log_jacobian_,
+                history=history,
+            )
 
     def _split(self, n_rows: int, rng: np.random.RandomState):
         """Random train/validation indices (validation is ``None`` without early stopping)."""
