@@ -14,7 +14,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ._device import cpu_copy, resolve_device, usable_device
-from ._preprocessing import Standardizer
+from ._preprocessing import Preprocessor
 from ._threads import torch_threads
 from ._training import EVAL_CHUNK, TrainingConfig, TrainingData, TrainingHistory, train_flow
 from .flows import COUPLINGS, MIXINGS, Flow, build_flow
@@ -33,6 +33,10 @@ class BaseFlowEstimator(BaseEstimator):
     and call :meth:`_fit_flow` from ``fit``.
     """
 
+    # What fitting does with a constant column: "error" (a density estimator cannot model a
+    # point mass) or "drop" (an outlier detector just scores the other columns).
+    _constant_features: ClassVar[str] = "error"
+
     _parameter_constraints: ClassVar[dict] = {
         "coupling": [StrOptions(set(COUPLINGS))],
         "n_transforms": [Interval(Integral, 1, None, closed="left")],
@@ -49,6 +53,7 @@ class BaseFlowEstimator(BaseEstimator):
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
+        "discrete_features": [StrOptions({"auto"}), "boolean", "array-like"],
         "device": [str, torch.device],
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
@@ -79,10 +84,11 @@ class BaseFlowEstimator(BaseEstimator):
     def _validate_latent(self, Z) -> np.ndarray:
         """Validate latent points for ``inverse_transform`` (same width as X, finite)."""
         Z = check_array(Z, dtype=np.float64, accept_sparse=False)
-        if Z.shape[1] != self.n_features_in_:
+        n_latent = int(np.sum(self.preprocessor_.keep_))
+        if Z.shape[1] != n_latent:
             raise ValueError(
                 f"Z has {Z.shape[1]} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input."
+                f"{n_latent} features as input."
             )
         return Z
 
@@ -105,7 +111,7 @@ class BaseFlowEstimator(BaseEstimator):
         sample_weight=None,
         context: np.ndarray | None = None,
     ) -> None:
-        """Standardise ``X``, build (or reuse) the flow and train it; sets the fitted state."""
+        """Preprocess ``X``, build (or reuse) the flow and train it; sets the fitted state."""
         hidden = self._resolved_hidden_sizes()
         device = resolve_device(self.device)
         if sample_weight is not None:
@@ -115,8 +121,10 @@ class BaseFlowEstimator(BaseEstimator):
         warm = self.warm_start and hasattr(self, "flow_")
 
         if not warm:
-            self.standardizer_ = Standardizer().fit(X, sample_weight)
-        X_std = self.standardizer_.transform(X)
+            self.preprocessor_ = Preprocessor(
+                self.discrete_features, self._constant_features
+            ).fit(X, sample_weight)
+        X_std = self.preprocessor_.transform(X)
         train_idx, val_idx = self._split(X.shape[0], rng)
 
         if warm:
@@ -124,11 +132,12 @@ class BaseFlowEstimator(BaseEstimator):
             history = self._history_
         else:
             flow = self._build(
-                X.shape[1], hidden, 0 if context is None else context.shape[1], init_seed
+                X_std.shape[1], hidden, 0 if context is None else context.shape[1], init_seed
             ).to(device)
             history = TrainingHistory()
 
-        data = _to_tensors(X_std, context, sample_weight, device)
+        noise = self.preprocessor_.noise_width_ if self.preprocessor_.has_discrete_ else None
+        data = _to_tensors(X_std, context, sample_weight, noise, device)
         generator = torch.Generator(device=device).manual_seed(order_seed)
         with torch_threads(self.n_jobs):
             history = self._train(flow, data, train_idx, val_idx, generator, history)
@@ -157,7 +166,7 @@ class BaseFlowEstimator(BaseEstimator):
                 None if val_idx is None else data.take(torch.as_tensor(val_idx, device=device)),
                 self._training_config(len(train_idx)),
                 generator,
-                nll_offset=-self.standardizer_.log_jacobian_,
+                nll_offset=-self.preprocessor_.log_jacobian_,
                 history=history,
             )
 
@@ -225,12 +234,24 @@ class BaseFlowEstimator(BaseEstimator):
                 )
         return outputs
 
+    def _log_density(self, X: np.ndarray, context: np.ndarray | None = None) -> np.ndarray:
+        """``log p(x)`` (given ``context``) of validated rows, in the units of X."""
+        log_prob = self._run("log_prob", self.preprocessor_.transform(X), context)
+        return log_prob + self.preprocessor_.log_jacobian_
+
+    def _to_latent(self, X: np.ndarray, context: np.ndarray | None = None) -> np.ndarray:
+        """Validated rows -> latent points."""
+        return self._run("forward", self.preprocessor_.transform(X), context)
+
+    def _from_latent(self, Z: np.ndarray, context: np.ndarray | None = None) -> np.ndarray:
+        """Latent points -> rows in the units of X (discrete columns back on their grid)."""
+        return self.preprocessor_.inverse_transform(self._run("inverse", Z, context))
+
     def _sample_latent(self, n_samples: int, random_state) -> np.ndarray:
         seed = int(check_random_state(random_state).randint(_SEED_MAX))
         generator = torch.Generator().manual_seed(seed)
-        return torch.randn(
-            n_samples, self.n_features_in_, generator=generator, dtype=torch.float64
-        ).numpy()
+        n_latent = int(np.sum(self.preprocessor_.keep_))
+        return torch.randn(n_samples, n_latent, generator=generator, dtype=torch.float64).numpy()
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self):
@@ -241,11 +262,11 @@ class BaseFlowEstimator(BaseEstimator):
         return state
 
 
-def _to_tensors(X, context, weight, device) -> TrainingData:
+def _to_tensors(X, context, weight, noise, device) -> TrainingData:
     def tensor(array):
         return None if array is None else torch.as_tensor(array, dtype=torch.float32).to(device)
 
-    return TrainingData(tensor(X), tensor(context), tensor(weight))
+    return TrainingData(tensor(X), tensor(context), tensor(weight), tensor(noise))
 
 
 def _apply(flow: Flow, method: str, inputs, context, device, dtype) -> np.ndarray:

@@ -28,6 +28,12 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
     stopping compares every epoch with that starting point, so the fit returned is never worse
     than it on the validation rows.
 
+    Discrete columns (binary flags, counts, values recorded on a grid) are dequantised: a value
+    stands for the grid cell above it, training sees it moved uniformly within that cell, and
+    scoring reports the probability of the cell, so repeated values cannot collect the
+    unbounded density spikes a continuous model would put on them. For such columns
+    ``score_samples`` is a log-probability, for continuous ones a log-density.
+
     Parameters
     ----------
     coupling : {"spline", "affine", "additive"}, default="spline"
@@ -68,6 +74,13 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         Epochs without an improvement larger than ``tol`` before stopping.
     tol : float, default=1e-4
         Minimum improvement of the monitored NLL (nats per row) that counts.
+    discrete_features : "auto", bool or array-like, default="auto"
+        Which columns are discrete and get dequantised. "auto" picks the columns whose values
+        lie on a regular grid (integers, or multiples of a step such as 0.5) and repeat (at
+        most half as many distinct values as rows); True / False: all / none; or a boolean
+        mask or column indices. A discrete column's cell width is the smallest gap between
+        its distinct training values; ``sample`` and ``inverse_transform`` return values on
+        that grid.
     device : {"auto", "cpu", "cuda", "cuda:N"} or torch.device, default="auto"
         Where to train: "auto" uses a GPU when CUDA is available, otherwise the CPU.
     n_jobs : int or None, default=None
@@ -86,9 +99,11 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
     ----------
     flow_ : skflow.flows.Flow
         The trained PyTorch flow (acting on standardised data).
-    standardizer_ : object
-        Per-feature mean and scale used before the flow; its log-Jacobian is added to every
-        log-density so that densities are in the units of X.
+    preprocessor_ : object
+        What is done to X before the flow: which columns are discrete (``step_ > 0``, their
+        cell width), their grid origin, and the per-feature mean and scale. Its
+        ``log_jacobian_`` is added to every log-density so that densities are in the units
+        of X.
     device_ : torch.device
         The device the flow was trained on.
     n_iter_ : int
@@ -141,6 +156,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 20,
         tol: float = 1e-4,
+        discrete_features="auto",
         device="auto",
         n_jobs: int | None = None,
         random_state=None,
@@ -162,6 +178,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
+        self.discrete_features = discrete_features
         self.device = device
         self.n_jobs = n_jobs
         self.random_state = random_state
@@ -206,9 +223,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
             ``log p(x)`` per row; far-away rows get very low but finite values.
         """
         check_is_fitted(self, "flow_")
-        X = self._validate_X(X, reset=False)
-        log_prob = self._run("log_prob", self.standardizer_.transform(X))
-        return log_prob + self.standardizer_.log_jacobian_
+        return self._log_density(self._validate_X(X, reset=False))
 
     def score(self, X, y=None) -> float:
         """Mean log-likelihood of ``X`` (higher is better; what ``GridSearchCV`` maximises).
@@ -250,8 +265,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
             Samples in the units of the training data (always finite).
         """
         check_is_fitted(self, "flow_")
-        latent = self._sample_latent(n_samples, random_state)
-        return self.standardizer_.inverse_transform(self._run("inverse", latent))
+        return self._from_latent(self._sample_latent(n_samples, random_state))
 
     def transform(self, X) -> np.ndarray:
         """Map rows to the latent space, where the model's density is a standard normal.
@@ -267,8 +281,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
             Latent coordinates; for data from the learned density, ``Z ~ N(0, I)``.
         """
         check_is_fitted(self, "flow_")
-        X = self._validate_X(X, reset=False)
-        return self._run("forward", self.standardizer_.transform(X))
+        return self._to_latent(self._validate_X(X, reset=False))
 
     def inverse_transform(self, X) -> np.ndarray:
         """Map latent points back to data space (the exact inverse of :meth:`transform`).
@@ -284,8 +297,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
             Points in the units of the training data.
         """
         check_is_fitted(self, "flow_")
-        Z = self._validate_latent(X)
-        return self.standardizer_.inverse_transform(self._run("inverse", Z))
+        return self._from_latent(self._validate_latent(X))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

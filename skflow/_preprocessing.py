@@ -1,34 +1,142 @@
-"""Standardisation that keeps track of its log-Jacobian, so densities stay in the units of X."""
+"""What happens to X before the flow: discrete columns, constant columns, standardisation.
+
+Every map here keeps track of its log-Jacobian, so the estimators can report log-densities in
+the units of the user's X.
+
+Discrete columns (binary flags, counts, ratings, values recorded on a grid) are dequantised:
+a value ``x`` on a grid of step ``h`` stands for the cell ``[x, x + h)``, training sees
+``x + h * u`` with fresh ``u ~ U(0, 1)`` every epoch, and scoring evaluates the learned density
+at the cell centre ``x + h / 2`` and multiplies it by ``h``. So a discrete column contributes
+(approximately) the log-probability of its value, a continuous one its log-density, and no
+column can collect the unbounded density spikes a continuous model puts on repeated values.
+"""
 
 from __future__ import annotations
+
+from numbers import Integral
 
 import numpy as np
 
 # A column whose spread is below this fraction of its magnitude is numerically constant.
 _RELATIVE_CONSTANT_TOL = 1e-12
+# "auto" calls a column discrete only if its values repeat: at most this fraction of the rows
+# are distinct values (two rows of continuous data are always "on a grid" of their gap).
+_AUTO_MAX_DISTINCT_FRACTION = 0.5
+# Values must sit on the grid to this fraction of its step (float rounding of 0.1-steps etc.).
+_GRID_TOL = 1e-6
 
 
-class Standardizer:
-    """Per-feature ``(x - mean) / scale`` with the log-Jacobian of the map.
+def grid_step(column: np.ndarray) -> float | None:
+    """The step of the regular grid the values lie on, or ``None`` if they lie on none.
 
-    A density learned on the standardised data is turned into a density on the original data by
-    adding ``log_jacobian = -sum(log(scale))`` to every log-density. Zero-variance columns have no
-    density (it would be a point mass), so they are refused with a message naming them.
+    The candidate step is the smallest gap between distinct values; the values lie on the grid
+    when every one is the smallest value plus an integer number of steps.
+    """
+    values = np.unique(column)
+    if len(values) < 2:
+        return None
+    step = float(np.min(np.diff(values)))
+    offsets = (values - values[0]) / step
+    if np.max(np.abs(offsets - np.round(offsets))) > _GRID_TOL:
+        return None
+    return step
+
+
+def _distinct_step(column: np.ndarray) -> float | None:
+    """Cell width for a column declared discrete: the smallest gap between distinct values."""
+    values = np.unique(column)
+    return None if len(values) < 2 else float(np.min(np.diff(values)))
+
+
+def discrete_mask(X: np.ndarray, discrete_features) -> np.ndarray:
+    """Resolve the ``discrete_features`` parameter to a boolean mask over the columns.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    discrete_features : "auto", bool or array-like of bool or int
+        "auto" flags columns whose values lie on a regular grid and repeat (at most half as
+        many distinct values as rows); True / False flag every / no column; an array gives a
+        boolean mask or column indices.
+    """
+    n_rows, n_features = X.shape
+    if isinstance(discrete_features, str):  # "auto", guaranteed by the parameter validation
+        max_distinct = _AUTO_MAX_DISTINCT_FRACTION * n_rows
+        return np.array(
+            [
+                len(np.unique(X[:, j])) <= max_distinct and grid_step(X[:, j]) is not None
+                for j in range(n_features)
+            ],
+            dtype=bool,
+        )
+    if isinstance(discrete_features, (bool, np.bool_)):
+        return np.full(n_features, bool(discrete_features))
+    spec = np.asarray(discrete_features)
+    if spec.dtype == bool:
+        if spec.shape != (n_features,):
+            raise ValueError(
+                f"discrete_features as a boolean mask must have one entry per feature "
+                f"({n_features}), got shape {spec.shape}"
+            )
+        return spec.copy()
+    if spec.ndim != 1 or not all(isinstance(i, Integral) for i in spec.tolist()):
+        raise ValueError(
+            "discrete_features must be 'auto', a bool, a boolean mask or an array of column "
+            f"indices, got {discrete_features!r}"
+        )
+    if spec.size and (spec.min() < -n_features or spec.max() >= n_features):
+        raise ValueError(
+            f"discrete_features has column indices {spec.tolist()} out of range for "
+            f"{n_features} features"
+        )
+    mask = np.zeros(n_features, dtype=bool)
+    mask[spec] = True
+    return mask
+
+
+class Preprocessor:
+    """Dequantise discrete columns, handle constant ones, standardise; track the log-Jacobian.
+
+    Parameters
+    ----------
+    discrete_features : "auto", bool or array-like
+        Which columns are discrete (see :func:`discrete_mask`).
+    constant_features : {"error", "drop"}
+        Constant columns carry no density (a point mass): refuse them with a message naming
+        them, or leave them out of the model.
+
+    Attributes
+    ----------
+    keep_ : ndarray of bool, shape (n_features,)
+        Columns the flow models (all of them unless constant columns are dropped).
+    step_ : ndarray of shape (n_kept,)
+        Dequantisation cell width per kept column; 0 for continuous columns.
+    origin_ : ndarray of shape (n_kept,)
+        Smallest training value per kept column (the grid origin of discrete columns).
+    mean_, scale_ : ndarray of shape (n_kept,)
+        Standardisation of the (dequantised) kept columns.
+    log_jacobian_ : float
+        Added to the flow's log-density: ``-sum(log(scale_)) + sum(log(step_ > 0))``, which
+        puts continuous columns in the units of X and turns discrete ones into probabilities.
     """
 
-    def fit(self, X: np.ndarray, sample_weight: np.ndarray | None = None) -> Standardizer:
-        """Compute (weighted) per-feature mean and standard deviation.
+    def __init__(self, discrete_features="auto", constant_features: str = "error") -> None:
+        self.discrete_features = discrete_features
+        self.constant_features = constant_features
+
+    def fit(self, X: np.ndarray, sample_weight: np.ndarray | None = None) -> Preprocessor:
+        """Learn which columns are discrete or constant and how to standardise the rest.
 
         Raises
         ------
         ValueError
-            If a column is constant.
+            If a column is constant and ``constant_features="error"``, or every column is
+            constant.
         """
-        mean = np.average(X, axis=0, weights=sample_weight)
-        var = np.average((X - mean) ** 2, axis=0, weights=sample_weight)
-        scale = np.sqrt(var)
-        constant = scale <= _RELATIVE_CONSTANT_TOL * np.maximum(np.abs(mean), 1.0)
-        if np.any(constant):
+        discrete = discrete_mask(X, self.discrete_features)
+        spread = np.ptp(X, axis=0)
+        constant = spread <= _RELATIVE_CONSTANT_TOL * np.maximum(np.max(np.abs(X), axis=0), 1.0)
+        if np.any(constant) and (self.constant_features == "error" or np.all(constant)):
             columns = np.flatnonzero(constant).tolist()
             raise ValueError(
                 f"X has constant (zero-variance) column(s) at index {columns}: a continuous "
@@ -36,15 +144,42 @@ class Standardizer:
                 "infinite density). Drop those columns before fitting, for example with "
                 "sklearn.feature_selection.VarianceThreshold() in a Pipeline."
             )
-        self.mean_ = mean
-        self.scale_ = scale
-        self.log_jacobian_ = float(-np.sum(np.log(scale)))
+        self.keep_ = ~constant
+        X = X[:, self.keep_]
+        discrete = discrete[self.keep_]
+        self.step_ = np.array(
+            [_distinct_step(X[:, j]) if discrete[j] else 0.0 for j in range(X.shape[1])]
+        )
+        self.origin_ = X.min(axis=0)
+        # Moments of the dequantised variable x + step * u: the mean moves by step / 2 and
+        # the variance grows by step**2 / 12 (independent uniform noise).
+        centres = X + self.step_ / 2
+        self.mean_ = np.average(centres, axis=0, weights=sample_weight)
+        var = np.average((centres - self.mean_) ** 2, axis=0, weights=sample_weight)
+        self.scale_ = np.sqrt(var + self.step_**2 / 12)
+        self.log_jacobian_ = float(
+            -np.sum(np.log(self.scale_)) + np.sum(np.log(self.step_[self.step_ > 0]))
+        )
         return self
 
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        """Standardise ``X``."""
-        return (X - self.mean_) / self.scale_
+    @property
+    def noise_width_(self) -> np.ndarray:
+        """Width of the uniform training noise per kept column, in standardised units."""
+        return self.step_ / self.scale_
 
-    def inverse_transform(self, X: np.ndarray) -> np.ndarray:
-        """Undo :meth:`transform`."""
-        return X * self.scale_ + self.mean_
+    @property
+    def has_discrete_(self) -> bool:
+        return bool(np.any(self.step_ > 0))
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Kept columns, discrete ones moved to their cell centres, standardised."""
+        return (X[:, self.keep_] + self.step_ / 2 - self.mean_) / self.scale_
+
+    def inverse_transform(self, V: np.ndarray) -> np.ndarray:
+        """Back to the kept columns of X; discrete columns snap to the grid cell they fall in."""
+        X = V * self.scale_ + self.mean_
+        discrete = self.step_ > 0
+        if np.any(discrete):
+            step, origin = self.step_[discrete], self.origin_[discrete]
+            X[:, discrete] = origin + np.floor((X[:, discrete] - origin) / step) * step
+        return X

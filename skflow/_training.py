@@ -59,11 +59,17 @@ class TrainingHistory:
 
 @dataclass
 class TrainingData:
-    """Tensors on the training device (context and weights are optional)."""
+    """Tensors on the training device (context, weights and noise are optional).
+
+    ``noise`` is the per-feature width of the uniform dequantisation noise (0 for continuous
+    features): the rows of discrete features sit at their cell centres and every draw moves
+    them uniformly within their cell.
+    """
 
     x: torch.Tensor
     context: torch.Tensor | None = None
     weight: torch.Tensor | None = None
+    noise: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -73,7 +79,15 @@ class TrainingData:
             self.x[index],
             None if self.context is None else self.context[index],
             None if self.weight is None else self.weight[index],
+            self.noise,
         )
+
+    def dequantized(self, generator: torch.Generator) -> TrainingData:
+        """A copy with fresh uniform noise inside each discrete cell (itself if none)."""
+        if self.noise is None:
+            return self
+        u = torch.rand(self.x.shape, generator=generator, device=self.x.device)
+        return TrainingData(self.x + (u - 0.5) * self.noise, self.context, self.weight, None)
 
 
 def mean_nll(flow: Flow, batch: TrainingData) -> torch.Tensor:
@@ -156,6 +170,7 @@ def train_flow(
             init_generator.manual_seed(generator.initial_seed() + 1)
             subset = torch.randperm(n_rows, generator=init_generator, device=train.x.device)
             init = train.take(subset[:INIT_ROWS])
+        init = init.dequantized(generator)
         flow.initialize(init.x, init.context)
     flow.train()
     optimizer = torch.optim.AdamW(
@@ -172,6 +187,9 @@ def train_flow(
         threshold=config.tol,
         threshold_mode="abs",
     )
+    if validation is not None:
+        # One fixed noise draw, so that epochs are compared on the same validation rows.
+        validation = validation.dequantized(generator)
     good_state = _snapshot(flow, optimizer)
     best_state = copy.deepcopy(good_state[0])
     # The freshly initialised flow is already a full-covariance Gaussian fit; scoring it first
@@ -193,7 +211,7 @@ def train_flow(
         order = torch.randperm(n_rows, generator=generator, device=train.x.device)
         epoch_loss = torch.zeros((), device=train.x.device)
         for start in range(0, n_rows, batch_size):
-            batch = train.take(order[start : start + batch_size])
+            batch = train.take(order[start : start + batch_size]).dequantized(generator)
             loss = mean_nll(flow, batch)
             if step < warmup_steps:
                 for group in optimizer.param_groups:
