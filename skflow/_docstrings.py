@@ -1,0 +1,102 @@
+"""Docstring sections the flow estimators share (one text, so they cannot drift apart)."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+FLOW_PARAMETERS = """\
+    coupling : {"spline", "affine", "additive"}, default="spline"
+        Element-wise map of the coupling layers: a rational-quadratic spline (after a conditional
+        affine step; the most expressive), an affine map (RealNVP) or a shift (NICE, volume
+        preserving).
+    n_transforms : int, default=8
+        Number of coupling layers.
+    hidden_layer_sizes : array-like of int, default=(128, 128)
+        Hidden widths of each coupling's conditioner network.
+    n_bins : int, default=8
+        Number of spline bins (``coupling="spline"`` only).
+    tail_bound : float, default=5.0
+        The spline acts on ``[-tail_bound, tail_bound]`` (in standardised units) and is the
+        identity outside.
+    mixing : {"lu", "permutation", "none"}, default="lu"
+        How features are mixed between couplings: a learned invertible linear map (LU
+        parameterised, started at a random rotation), a fixed random permutation, or nothing.
+    max_iter : int, default=300
+        Maximum number of epochs.
+    batch_size : int or "auto", default="auto"
+        Minibatch size; "auto" is ``n_train // 40`` clipped to [256, 1024] (and never more
+        than the number of training rows).
+    learning_rate_init : float, default=1e-3
+        AdamW step size, reached after a linear warm-up over the first 3 epochs (at most 500
+        steps); it is halved when the monitored loss stalls.
+    weight_decay : float, default=1e-5
+        Decoupled weight decay (AdamW).
+    dropout : float, default=0.2
+        Dropout probability in the conditioner networks during training. Flows over-fit within a
+        few epochs on a few thousand rows; dropout is what lets them keep learning there.
+    early_stopping : bool, default=True
+        Hold out ``validation_fraction`` of the rows, stop when their log-likelihood stops
+        improving and restore the best weights. Without it, the training loss is monitored.
+    validation_fraction : float, default=0.1
+        Fraction of rows held out for early stopping.
+    n_iter_no_change : int, default=20
+        Epochs without an improvement larger than ``tol`` before stopping.
+    tol : float, default=1e-4
+        Minimum improvement of the monitored NLL (nats per row) that counts.
+    discrete_features : "auto", bool or array-like, default="auto"
+        Which columns are discrete and get dequantised. "auto" picks the columns whose values
+        lie on a regular grid (integers, or multiples of a step such as 0.5) and repeat (at
+        most half as many distinct values as rows); True / False: all / none; or a boolean
+        mask or column indices. A discrete column's cell width is the smallest gap between
+        its distinct training values; ``sample`` and ``inverse_transform`` return values on
+        that grid.
+    device : {"auto", "cpu", "cuda", "cuda:N"} or torch.device, default="auto"
+        Where to train: "auto" uses a GPU when CUDA is available, otherwise the CPU.
+    n_jobs : int or None, default=None
+        Torch threads used while fitting and predicting on the CPU. None means 1 (unless in a
+        joblib ``parallel_backend`` context), which is fastest for the small kernels of a flow
+        and never oversubscribes the cores when scikit-learn runs fits in parallel; -1 uses
+        all cores. The process's thread setting is restored afterwards.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weights, batch order and the validation split. The global torch RNG is untouched.
+    verbose : int, default=0
+        1 shows a progress bar with the training and validation NLL per epoch.
+    warm_start : bool, default=False
+        Continue training the current flow on the next ``fit`` instead of starting afresh."""
+
+FLOW_ATTRIBUTES = """\
+    flow_ : skflow.flows.Flow
+        The trained PyTorch flow (acting on standardised data).
+    preprocessor_ : object
+        What is done to X before the flow: which columns are discrete (``step_ > 0``, their
+        cell width), their grid origin, and the per-feature mean and scale. Its
+        ``log_jacobian_`` is added to every log-density so that densities are in the units
+        of X.
+    device_ : torch.device
+        The device the flow was trained on.
+    n_iter_ : int
+        Epochs run.
+    loss_curve_ : list of float
+        Training NLL per epoch (nats per row, in the units of X).
+    validation_scores_ : list of float or None
+        Validation mean log-likelihood per epoch (None without early stopping).
+    best_validation_score_ : float or None
+        Best validation mean log-likelihood; its weights are the ones kept.
+    n_recoveries_ : int
+        Times training hit a non-finite loss and recovered by restoring the last good state
+        and halving the learning rate.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names."""
+
+_T = TypeVar("_T", bound=type)
+
+
+def fill_flow_docs(cls: _T) -> _T:
+    """Class decorator: put the shared sections where ``{flow_parameters}`` and
+    ``{flow_attributes}`` stand alone on a line of the class docstring."""
+    doc = cls.__doc__ or ""
+    doc = doc.replace("    {flow_parameters}\n", FLOW_PARAMETERS + "\n")
+    cls.__doc__ = doc.replace("    {flow_attributes}\n", FLOW_ATTRIBUTES + "\n")
+    return cls
