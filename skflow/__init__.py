@@ -1,7 +1,9 @@
 """skflow: normalizing flows for scikit-learn."""
 
 from ._density import FlowDensity
+from ._outlier import FlowOutlierDetector
+from ._sampler import FlowOverSampler, FlowSampler
 
 __version__ = "0.1.0"
 
-__all__ = ["FlowDensity", "__version__"]
+__all__ = ["FlowDensity", "FlowOutlierDetector", "FlowOverSampler", "FlowSampler", "__version__"]

@@ -6,7 +6,7 @@ import pytest
 from sklearn.utils import estimator_checks
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skflow import FlowDensity
+from skflow import FlowDensity, FlowOverSampler, FlowSampler
 from skflow.flows import COUPLINGS
 
 from .conftest import TINY
@@ -27,11 +27,78 @@ EXPECTED_FAILED_CHECKS = {
     "check_methods_sample_order_invariance": _FLOAT32_REASON,
 }
 
-ESTIMATORS = [FlowDensity(coupling=coupling, **TINY) for coupling in COUPLINGS]
+_NEEDS_Y_REASON = (
+    "fitted with class labels, FlowSampler's transform needs the label of each row "
+    "(transform(X, y)) and raises a clear ValueError without it; the check calls transform(X). "
+    "The same checks pass on the unconditional path (UnconditionalFlowSampler below)"
+)
+SAMPLER_EXPECTED_FAILED_CHECKS = {
+    **EXPECTED_FAILED_CHECKS,
+    **{
+        name: _NEEDS_Y_REASON
+        for name in (
+            "check_estimators_dtypes",
+            "check_dtype_object",
+            "check_estimators_pickle",
+            "check_f_contiguous_array_estimator",
+            "check_transformer_data_not_an_array",
+            "check_transformer_general",
+            "check_transformer_preserve_dtypes",
+            "check_methods_subset_invariance",
+            "check_methods_sample_order_invariance",
+            "check_dict_unchanged",
+            "check_fit_idempotent",
+        )
+    },
+}
 
 
-@parametrize_with_checks(ESTIMATORS, expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
+class UnconditionalFlowSampler(FlowSampler):
+    """FlowSampler fitted without its y, so the checks that call transform(X) apply."""
+
+    def fit(self, X, y=None, sample_weight=None):
+        return super().fit(X, None, sample_weight=sample_weight)
+
+
+ESTIMATORS = [
+    *(FlowDensity(coupling=coupling, **TINY) for coupling in COUPLINGS),
+    FlowSampler(**TINY),
+    UnconditionalFlowSampler(**TINY),
+    FlowOverSampler(**TINY),
+]
+
+
+def _expected_failures(estimator) -> dict:
+    if type(estimator) is FlowSampler:
+        return SAMPLER_EXPECTED_FAILED_CHECKS
+    if isinstance(estimator, FlowOverSampler):
+        return {}  # no sample_weight, no per-row outputs: nothing is expected to fail
+    return EXPECTED_FAILED_CHECKS
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failures)
 def test_sklearn_estimator_contract(estimator, check):
+    check(estimator)
+
+
+def _imblearn_checks():
+    try:
+        from imblearn.utils.estimator_checks import parametrize_with_checks as imblearn_checks
+    except ImportError:
+        return pytest.mark.skip(reason="imbalanced-learn is not installed")
+    return imblearn_checks(
+        [FlowOverSampler(random_state=0, **TINY)],
+        expected_failed_checks=lambda est: {
+            "check_samplers_pandas_sparse": (
+                "sparse input is refused (a flow needs dense rows), also in a sparse DataFrame"
+            )
+        },
+    )
+
+
+@_imblearn_checks()
+def test_imblearn_sampler_contract(estimator, check):
+    """imbalanced-learn's own sampler checks (counts per strategy, dtypes, lists, pandas)."""
     check(estimator)
 
 

@@ -1,0 +1,1002 @@
+"""FlowSampler and FlowOverSampler: a conditional flow p(x | y): synthetic rows, oversampling."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+from typing import ClassVar
+
+import numpy as np
+from scipy.special import logsumexp
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, OneToOneFeatureMixin
+from sklearn.utils import TransformerTags, check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+
+from ._base import BaseFlowEstimator
+
+_SEED_MAX = np.iinfo(np.int32).max
+_STRATEGIES = ("auto", "minority", "not minority", "not majority", "all")
+# Conditions with (almost) no spread keep scale 1: they carry no information and dividing by
+# their spread would only amplify rounding noise.
+_MIN_CONDITION_SCALE = 1e-12
+
+
+# ---------------------------------------------------------------------------------- targets
+def _is_missing(values: np.ndarray) -> np.ndarray:
+    """Boolean mask of missing entries (NaN, None, pandas NA) in a 1-D or 2-D array."""
+    if values.dtype.kind in "fc":
+        return np.isnan(values)
+    if values.dtype.kind == "O":
+        flat = [
+            v is None
+            or (isinstance(v, float) and v != v)
+            or type(v).__name__ in ("NAType", "NaTType")
+            for v in values.ravel()
+        ]
+        return np.array(flat, dtype=bool).reshape(values.shape)
+    return np.zeros(values.shape, dtype=bool)
+
+
+def _as_target_array(y, n_rows: int | None, name: str = "y") -> np.ndarray:
+    """``y`` as a numpy array (1-D or 2-D), checked for length and missing values."""
+    if hasattr(y, "to_numpy"):  # pandas Series / DataFrame
+        y = y.to_numpy()
+    y = np.asarray(y)
+    if y.ndim == 0 or y.ndim > 2:
+        raise ValueError(f"{name} must be 1-D or 2-D, got an array of shape {y.shape}")
+    if n_rows is not None and y.shape[0] != n_rows:
+        raise ValueError(
+            f"{name} has {y.shape[0]} entries but X has {n_rows} rows; they must match"
+        )
+    missing = _is_missing(y)
+    if np.any(missing):
+        rows = np.flatnonzero(missing.reshape(len(y), -1).any(axis=1))
+        raise ValueError(
+            f"{name} contains missing values (NaN or None) at row(s) {rows[:10].tolist()}"
+            f"{' ...' if len(rows) > 10 else ''}: drop those rows or impute {name} first"
+        )
+    if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):
+        raise ValueError(f"{name} contains infinite values")
+    return y
+
+
+def _target_kind(y: np.ndarray) -> str:
+    """Tell "classes" from "continuous" by the documented rule (see FlowSampler's ``fit``)."""
+    if y.ndim == 2:
+        if y.dtype.kind not in "biuf":
+            raise ValueError(
+                "a 2-D y holds continuous conditions (one per column) and must be numeric; "
+                "pass class labels as a 1-D array"
+            )
+        return "continuous"
+    kind = type_of_target(y)
+    if kind in ("binary", "multiclass"):
+        return "classes"
+    if kind == "continuous":
+        return "continuous"
+    raise ValueError(f"Unknown label type: y of type {kind!r} is not supported")
+
+
+def _oversampling_targets(strategy, classes: np.ndarray, counts: np.ndarray) -> dict:
+    """Rows to generate per class under imbalanced-learn's ``sampling_strategy`` semantics.
+
+    Ties between the largest (or smallest) classes go to the first of them in ``classes``.
+    """
+    if len(classes) < 2:
+        raise ValueError(
+            f"fit_resample needs at least 2 classes in y to balance, got {len(classes)} class"
+        )
+    stats = {c: int(n) for c, n in zip(classes.tolist(), counts.tolist(), strict=True)}
+    majority = classes.tolist()[int(np.argmax(counts))]
+    minority = classes.tolist()[int(np.argmin(counts))]
+    n_max = int(counts.max())
+    if callable(strategy):
+        strategy = strategy(np.repeat(classes, counts))
+    if isinstance(strategy, str):
+        if strategy == "minority":
+            chosen = [minority]
+        elif strategy in ("auto", "not majority"):
+            chosen = [c for c in stats if c != majority]
+        elif strategy == "not minority":
+            chosen = [c for c in stats if c != minority]
+        elif strategy == "all":
+            chosen = list(stats)
+        else:
+            raise ValueError(
+                f"sampling_strategy {strategy!r} is not an over-sampling strategy; use one of "
+                f"{_STRATEGIES}, a float or a dict"
+            )
+        return {c: n_max - stats[c] for c in chosen}
+    if isinstance(strategy, dict):
+        targets = {}
+        for label, wanted in strategy.items():
+            if label not in stats:
+                raise ValueError(
+                    f"sampling_strategy names class {label!r}, which is not present in y "
+                    f"(classes: {list(stats)})"
+                )
+            if not isinstance(wanted, Integral) or wanted < stats[label]:
+                raise ValueError(
+                    f"sampling_strategy asks for {wanted!r} rows of class {label!r}, which has "
+                    f"{stats[label]}: an over-sampler can only ask for at least as many rows "
+                    "as there are (an integer)"
+                )
+            targets[label] = int(wanted) - stats[label]
+        return targets
+    if isinstance(strategy, Real) and not isinstance(strategy, bool):
+        if len(classes) != 2:
+            raise ValueError(
+                "a float sampling_strategy (ratio of minority to majority rows) is only "
+                f"defined for 2 classes, y has {len(classes)}; use a dict instead"
+            )
+        if not 0 < strategy <= 1:
+            raise ValueError(f"a float sampling_strategy must be in (0, 1], got {strategy}")
+        n_new = int(n_max * strategy - stats[minority])
+        if n_new < 0:
+            raise ValueError(
+                f"sampling_strategy={strategy} asks for fewer minority rows "
+                f"({int(n_max * strategy)}) than there are ({stats[minority]}); an "
+                "over-sampler cannot remove rows: increase the ratio"
+            )
+        return {minority: n_new}
+    raise ValueError(f"sampling_strategy {strategy!r} is not a string, float, dict or callable")
+
+
+# ---------------------------------------------------------------------------------- FlowSampler
+class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
+    """Conditional density estimation and synthetic data with a normalizing flow: ``p(x | y)``.
+
+    One flow models every class (or every value of a continuous condition): its coupling
+    layers' conditioner networks receive ``y`` as extra input, so the classes share the flow's
+    parameters (and statistical strength) and differ through the conditioning. The
+    architecture, training, preprocessing and parameters are those of
+    :class:`~skflow.FlowDensity`.
+
+    What ``y`` means is decided in :meth:`fit`:
+
+    - ``y=None``: an unconditional flow, like ``FlowDensity`` (``sample`` returns ``(X, None)``).
+    - a 1-D ``y`` that scikit-learn's ``type_of_target`` calls ``"binary"`` or ``"multiclass"``
+      (integers, strings, booleans, or floats whose values are all whole numbers): **class
+      labels**. They become ``classes_`` and a one-hot context, and their (weighted)
+      frequencies ``class_prior_``.
+    - a 1-D ``y`` that ``type_of_target`` calls ``"continuous"`` (floats, some with a
+      fractional part), or any numeric 2-D ``y`` (one condition per column, a single column
+      included): **continuous conditions**, standardised internally. So a whole-number
+      condition (an age, a count) is continuous when passed as a column,
+      ``y.reshape(-1, 1)``, and a set of class labels when passed 1-D.
+
+    Parameters
+    ----------
+    coupling : {"spline", "affine", "additive"}, default="spline"
+        Element-wise map of the coupling layers: a rational-quadratic spline (after a conditional
+        affine step; the most expressive), an affine map (RealNVP) or a shift (NICE, volume
+        preserving).
+    n_transforms : int, default=8
+        Number of coupling layers.
+    hidden_layer_sizes : array-like of int, default=(128, 128)
+        Hidden widths of each coupling's conditioner network.
+    n_bins : int, default=8
+        Number of spline bins (``coupling="spline"`` only).
+    tail_bound : float, default=5.0
+        The spline acts on ``[-tail_bound, tail_bound]`` (in standardised units) and is the
+        identity outside.
+    mixing : {"lu", "permutation", "none"}, default="lu"
+        How features are mixed between couplings: a learned invertible linear map (LU
+        parameterised, started at a random rotation), a fixed random permutation, or nothing.
+    max_iter : int, default=300
+        Maximum number of epochs.
+    batch_size : int or "auto", default="auto"
+        Minibatch size; "auto" is ``n_train // 40`` clipped to [256, 1024] (and never more
+        than the number of training rows).
+    learning_rate_init : float, default=1e-3
+        AdamW step size, reached after a linear warm-up over the first 3 epochs (at most 500
+        steps); it is halved when the monitored loss stalls.
+    weight_decay : float, default=1e-5
+        Decoupled weight decay (AdamW).
+    dropout : float, default=0.2
+        Dropout probability in the conditioner networks during training.
+    early_stopping : bool, default=True
+        Hold out ``validation_fraction`` of the rows, stop when their log-likelihood stops
+        improving and restore the best weights. Without it, the training loss is monitored.
+    validation_fraction : float, default=0.1
+        Fraction of rows held out for early stopping (drawn at random, not stratified).
+    n_iter_no_change : int, default=20
+        Epochs without an improvement larger than ``tol`` before stopping.
+    tol : float, default=1e-4
+        Minimum improvement of the monitored NLL (nats per row) that counts.
+    discrete_features : "auto", bool or array-like, default="auto"
+        Which columns of X are discrete and get dequantised (see
+        :class:`~skflow.FlowDensity`); ``sample`` returns values on their grid.
+    device : {"auto", "cpu", "cuda", "cuda:N"} or torch.device, default="auto"
+        Where to train: "auto" uses a GPU when CUDA is available, otherwise the CPU.
+    n_jobs : int or None, default=None
+        Torch threads used while fitting and predicting on the CPU. None means 1 (unless in a
+        joblib ``parallel_backend`` context); -1 uses all cores.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weights, batch order and the validation split (and, in :meth:`fit_resample`, the
+        generated rows). The global torch RNG is untouched.
+    verbose : int, default=0
+        1 shows a progress bar with the training and validation NLL per epoch.
+    warm_start : bool, default=False
+        Continue training the current flow on the next ``fit`` instead of starting afresh
+        (``y`` must then be of the same kind, with the same classes).
+
+    Attributes
+    ----------
+    target_type_ : {"classes", "continuous"} or None
+        What ``y`` was taken to be in ``fit`` (None: no ``y``).
+    classes_ : ndarray of shape (n_classes,)
+        Class labels, sorted (class targets only).
+    class_prior_ : ndarray of shape (n_classes,)
+        Share of the (weighted) training rows in each class (class targets only).
+    class_count_ : ndarray of shape (n_classes,)
+        Training rows per class, unweighted (class targets only).
+    n_conditions_ : int
+        Width of the continuous condition vector (continuous targets only).
+    condition_mean_, condition_scale_ : ndarray of shape (n_conditions_,)
+        Standardisation of the conditions (continuous targets only).
+    flow_ : skflow.flows.Flow
+        The trained PyTorch flow; its conditioners take the encoded ``y`` as context.
+    preprocessor_ : object
+        What is done to X before the flow (see :class:`~skflow.FlowDensity`).
+    device_ : torch.device
+        The device the flow was trained on.
+    n_iter_ : int
+        Epochs run.
+    loss_curve_ : list of float
+        Training NLL per epoch (nats per row, in the units of X).
+    validation_scores_ : list of float or None
+        Validation mean log-likelihood per epoch (None without early stopping).
+    best_validation_score_ : float or None
+        Best validation mean log-likelihood; its weights are the ones kept.
+    n_recoveries_ : int
+        Times training recovered from a non-finite loss.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names.
+
+    See Also
+    --------
+    FlowDensity : The unconditional density estimator.
+    FlowOverSampler : ``fit_resample`` only, for imbalanced-learn's ``Pipeline``.
+
+    Notes
+    -----
+    ``predict`` and ``predict_proba`` (class targets) apply Bayes' rule to the learned
+    ``p(x | k)`` and ``class_prior_``: a *generative* classifier that comes for free with the
+    model. It is calibrated only as far as the densities are right and is usually less
+    accurate than a tuned discriminative classifier; use it as a check of the conditional
+    model, not as a replacement for one.
+
+    A class with very few rows (even one) is accepted: it shares the flow with the other
+    classes, so its conditional density is the shared shape moved and reshaped by the
+    conditioning, which is about as much as a handful of rows can support.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skflow import FlowSampler
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.r_[rng.normal(-2, 1, size=(200, 2)), rng.normal(2, 1, size=(100, 2))]
+    >>> y = np.r_[np.zeros(200, int), np.ones(100, int)]
+    >>> est = FlowSampler(n_transforms=2, max_iter=5, random_state=0).fit(X, y)
+    >>> X_new, y_new = est.sample(4, y=1, random_state=0)
+    >>> X_new.shape, y_new.tolist()
+    ((4, 2), [1, 1, 1, 1])
+    >>> est.predict_proba(X[:3]).shape
+    (3, 2)
+    """
+
+    def __init__(
+        self,
+        coupling: str = "spline",
+        n_transforms: int = 8,
+        hidden_layer_sizes=(128, 128),
+        n_bins: int = 8,
+        tail_bound: float = 5.0,
+        mixing: str = "lu",
+        max_iter: int = 300,
+        batch_size="auto",
+        learning_rate_init: float = 1e-3,
+        weight_decay: float = 1e-5,
+        dropout: float = 0.2,
+        early_stopping: bool = True,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 20,
+        tol: float = 1e-4,
+        discrete_features="auto",
+        device="auto",
+        n_jobs: int | None = None,
+        random_state=None,
+        verbose: int = 0,
+        warm_start: bool = False,
+    ) -> None:
+        self.coupling = coupling
+        self.n_transforms = n_transforms
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.n_bins = n_bins
+        self.tail_bound = tail_bound
+        self.mixing = mixing
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.weight_decay = weight_decay
+        self.dropout = dropout
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.discrete_features = discrete_features
+        self.device = device
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit the conditional flow ``p(x | y)`` by maximum likelihood.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data: numeric, finite, at least 2 rows, no constant column.
+        y : array-like of shape (n_samples,) or (n_samples, n_conditions), default=None
+            Class labels or continuous conditions (see the class docstring for the rule that
+            tells them apart), or None for an unconditional flow. No missing values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative row weights for the likelihood, the standardisation and the priors.
+
+        Returns
+        -------
+        self : FlowSampler
+            The fitted estimator.
+        """
+        self._validate_params()
+        warm = self.warm_start and hasattr(self, "flow_")
+        X = self._validate_X(X, reset=not warm)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
+        context = self._fit_target(y, X.shape[0], sample_weight, warm)
+        self._fit_flow(X, sample_weight=sample_weight, context=context)
+        self._n_features_out = int(np.sum(self.preprocessor_.keep_))
+        return self
+
+    def _fit_target(self, y, n_rows: int, sample_weight, warm: bool) -> np.ndarray | None:
+        """Learn the encoding of ``y``; return the context rows for training."""
+        previous = getattr(self, "target_type_", None) if warm else None
+        if y is None:
+            kind = None
+        else:
+            y = _as_target_array(y, n_rows)
+            kind = _target_kind(y)
+        if warm and kind != previous:
+            raise ValueError(
+                f"warm_start: the model was fitted with y of kind {previous!r}, "
+                f"now got {kind!r}; use warm_start=False to start afresh"
+            )
+        weight = np.ones(n_rows) if sample_weight is None else sample_weight
+        if not warm:
+            for name in (
+                "classes_", "class_prior_", "class_count_", "n_conditions_",
+                "condition_mean_", "condition_scale_", "_conditions", "_condition_weight",
+                "_condition_ndim",
+            ):  # fmt: skip
+                self.__dict__.pop(name, None)
+        self.target_type_ = kind
+        if kind is None:
+            return None
+        if kind == "classes":
+            labels = y.ravel()
+            classes, index, counts = np.unique(labels, return_inverse=True, return_counts=True)
+            if warm and not np.array_equal(classes, self.classes_):
+                raise ValueError(
+                    f"warm_start: y has classes {classes.tolist()}, the model was fitted with "
+                    f"{self.classes_.tolist()}"
+                )
+            mass = np.bincount(index, weights=weight, minlength=len(classes))
+            if mass.sum() <= 0:
+                raise ValueError("sample_weight sums to zero: there is nothing to fit")
+            self.classes_ = classes
+            self.class_count_ = counts
+            self.class_prior_ = mass / mass.sum()
+            return np.eye(len(classes))[index]
+        conditions = y.reshape(n_rows, -1).astype(np.float64)
+        if warm:
+            if conditions.shape[1] != self.n_conditions_:
+                raise ValueError(
+                    f"warm_start: y has {conditions.shape[1]} condition(s), the model was "
+                    f"fitted with {self.n_conditions_}"
+                )
+        else:
+            mean = np.average(conditions, axis=0, weights=weight)
+            scale = np.sqrt(np.average((conditions - mean) ** 2, axis=0, weights=weight))
+            self.n_conditions_ = conditions.shape[1]
+            self.condition_mean_ = mean
+            self.condition_scale_ = np.where(scale > _MIN_CONDITION_SCALE, scale, 1.0)
+        self._conditions = conditions
+        self._condition_weight = weight / weight.sum()
+        self._condition_ndim = y.ndim
+        return self._encode_conditions(conditions)
+
+    # ------------------------------------------------------------------ encoding y
+    def _encode_conditions(self, conditions: np.ndarray) -> np.ndarray:
+        return (conditions - self.condition_mean_) / self.condition_scale_
+
+    def _class_index(self, labels: np.ndarray) -> np.ndarray:
+        lookup = {c: i for i, c in enumerate(self.classes_.tolist())}
+        try:
+            return np.array([lookup[v] for v in labels.tolist()], dtype=np.intp)
+        except (KeyError, TypeError):
+            unknown = sorted({repr(v) for v in labels.tolist() if v not in lookup})
+            raise ValueError(
+                f"y contains label(s) not seen in fit: {', '.join(unknown[:10])}; the known "
+                f"classes are {self.classes_.tolist()}"
+            ) from None
+
+    def _context_for(self, y, n_rows: int) -> np.ndarray | None:
+        """Context rows for ``y`` given with ``n_rows`` rows of X (one entry per row)."""
+        if self.target_type_ is None:  # fitted without y: y is ignored, as in FlowDensity
+            return None
+        if y is None:
+            raise ValueError(
+                f"this FlowSampler was fitted with y ({self.target_type_}): pass the y of each row"
+            )
+        y = _as_target_array(y, n_rows)
+        if self.target_type_ == "classes":
+            if y.ndim != 1:
+                raise ValueError(f"y must be 1-D class labels, got shape {y.shape}")
+            return np.eye(len(self.classes_))[self._class_index(y.ravel())]
+        conditions = y.reshape(n_rows, -1)
+        if conditions.shape[1] != self.n_conditions_ or conditions.dtype.kind not in "biuf":
+            raise ValueError(
+                f"y must be numeric with {self.n_conditions_} condition(s) per row, got shape "
+                f"{y.shape} and dtype {y.dtype}"
+            )
+        return self._encode_conditions(conditions.astype(np.float64))
+
+    def _draw_targets(self, n_samples: int, y, rng: np.random.RandomState):
+        """The targets to sample under: ``(y_out, context)``; see :meth:`sample`."""
+        if self.target_type_ is None:
+            if y is not None:
+                raise ValueError("this FlowSampler was fitted without y; pass y=None")
+            return None, None
+        if self.target_type_ == "classes":
+            if y is None:
+                index = rng.choice(len(self.classes_), size=n_samples, p=self.class_prior_)
+            else:
+                labels = _as_target_array(np.atleast_1d(np.asarray(y)), None)
+                if labels.ndim != 1:
+                    raise ValueError(f"y must be a label or 1-D labels, got shape {labels.shape}")
+                index = self._class_index(labels)
+                if np.ndim(y) == 0:
+                    index = np.repeat(index, n_samples)
+            return self.classes_[index], np.eye(len(self.classes_))[index]
+        if y is None:
+            rows = rng.choice(len(self._conditions), size=n_samples, p=self._condition_weight)
+            conditions = self._conditions[rows]
+        else:
+            values = _as_target_array(np.atleast_1d(np.asarray(y)), None)
+            if values.dtype.kind not in "biuf":
+                raise ValueError(f"y must hold numeric conditions, got dtype {values.dtype}")
+            values = values.astype(np.float64)
+            if np.ndim(y) == 0 or (values.ndim == 1 and self.n_conditions_ > 1):
+                # One condition: n_samples rows of it.
+                values = np.broadcast_to(values, (n_samples, self.n_conditions_))
+            conditions = values.reshape(len(values), -1)
+            if conditions.shape[1] != self.n_conditions_:
+                raise ValueError(
+                    f"y must hold conditions of width {self.n_conditions_}, got shape {np.shape(y)}"
+                )
+        y_out = conditions[:, 0] if self._condition_ndim == 1 else conditions.copy()
+        return y_out, self._encode_conditions(conditions)
+
+    # ------------------------------------------------------------------ public API
+    @validate_params(
+        {
+            "n_samples": [Interval(Integral, 1, None, closed="left")],
+            "y": ["array-like", Real, str, None, "boolean"],
+            "random_state": ["random_state"],
+        },
+        prefer_skip_nested_validation=True,
+    )
+    def sample(self, n_samples: int = 1, *, y=None, random_state=None):
+        """Draw new rows and their targets.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of rows when ``y`` is None or a single label / condition.
+        y : label, condition, array-like or None, default=None
+            None: labels drawn from ``class_prior_`` (classes) or training conditions drawn
+            at random, weighted by ``sample_weight`` (continuous). A single label (a scalar),
+            or a single condition (a scalar, or a 1-D array of length ``n_conditions_`` > 1):
+            ``n_samples`` rows of it. An array of labels (1-D) or conditions (one per row):
+            one generated row per entry, and ``n_samples`` is ignored.
+        random_state : int, RandomState instance or None, default=None
+            Seed for the labels and the latent draws.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_rows, n_features_in_), dtype float64
+            Samples in the units of the training data.
+        y_new : ndarray of shape (n_rows,) or (n_rows, n_conditions_), or None
+            The label or condition of each row (None for an unconditional model).
+        """
+        check_is_fitted(self, "flow_")
+        rng = check_random_state(random_state)
+        y_out, context = self._draw_targets(n_samples, y, rng)
+        n_rows = n_samples if context is None else len(context)
+        X_new = self._from_latent(self._sample_latent(n_rows, rng), context)
+        return X_new, y_out
+
+    def score_samples(self, X, y=None) -> np.ndarray:
+        """Log-density of each row, ``log p(x | y)``, in nats, in the units of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Points to evaluate.
+        y : array-like of shape (n_samples,) or (n_samples, n_conditions_), default=None
+            The label or condition of each row. For class targets, None gives the marginal
+            ``log p(x) = logsumexp_k [log p(x | k) + log class_prior_[k]]``; for continuous
+            conditions y is required (the marginal has no closed form). Ignored when the
+            model was fitted without y.
+
+        Returns
+        -------
+        log_density : ndarray of shape (n_samples,), dtype float64
+        """
+        check_is_fitted(self, "flow_")
+        X = self._validate_X(X, reset=False)
+        if y is None and self.target_type_ == "classes":
+            return logsumexp(self._joint_log_density(X), axis=1)
+        return self._log_density(X, self._context_for(y, X.shape[0]))
+
+    def score(self, X, y=None) -> float:
+        """Mean of :meth:`score_samples` (higher is better; what ``GridSearchCV`` maximises).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Points to evaluate.
+        y : array-like or None, default=None
+            As in :meth:`score_samples`.
+
+        Returns
+        -------
+        score : float
+        """
+        return float(np.mean(self.score_samples(X, y)))
+
+    def _joint_log_density(self, X: np.ndarray) -> np.ndarray:
+        """``log p(x | k) + log pi_k`` for every validated row and class: (n_rows, n_classes)."""
+        n_rows, n_classes = X.shape[0], len(self.classes_)
+        repeated = np.tile(X, (n_classes, 1))
+        context = np.repeat(np.eye(n_classes), n_rows, axis=0)
+        log_density = self._log_density(repeated, context).reshape(n_classes, n_rows).T
+        with np.errstate(divide="ignore"):
+            return log_density + np.log(self.class_prior_)
+
+    def _has_classes(self) -> bool:
+        # Before fit the methods exist (and raise NotFittedError); after a fit without class
+        # labels they do not.
+        return not hasattr(self, "flow_") or getattr(self, "target_type_", None) == "classes"
+
+    @available_if(_has_classes)
+    def predict_log_proba(self, X) -> np.ndarray:
+        """Log of :meth:`predict_proba`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+        """
+        check_is_fitted(self, "flow_")
+        joint = self._joint_log_density(self._validate_X(X, reset=False))
+        return joint - logsumexp(joint, axis=1, keepdims=True)
+
+    @available_if(_has_classes)
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities by Bayes' rule, ``p(k | x) ∝ p(x | k) class_prior_[k]``.
+
+        A generative classifier: see the Notes of the class docstring.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Rows sum to 1; columns follow ``classes_``.
+        """
+        return np.exp(self.predict_log_proba(X))
+
+    @available_if(_has_classes)
+    def predict(self, X) -> np.ndarray:
+        """The most probable class of each row (Bayes' rule with the learned densities).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        best = np.argmax(self.predict_log_proba(X), axis=1)
+        return self.classes_[best]
+
+    def transform(self, X, y=None) -> np.ndarray:
+        """Map rows to the latent space of their condition, where the model is ``N(0, I)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Points to map.
+        y : array-like of shape (n_samples,) or (n_samples, n_conditions_), default=None
+            The label or condition of each row; required when the model was fitted with y,
+            ignored when it was fitted without.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_features_in_)
+        """
+        check_is_fitted(self, "flow_")
+        X = self._validate_X(X, reset=False)
+        return self._to_latent(X, self._context_for(y, X.shape[0]))
+
+    def fit_transform(self, X, y=None, sample_weight=None) -> np.ndarray:
+        """``fit(X, y, sample_weight)`` then ``transform(X, y)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like or None, default=None
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_features_in_)
+        """
+        return self.fit(X, y, sample_weight=sample_weight).transform(X, y)
+
+    def inverse_transform(self, Z, y=None) -> np.ndarray:
+        """Map latent points back to data space under their condition.
+
+        Parameters
+        ----------
+        Z : array-like of shape (n_samples, n_features_in_)
+            Latent points.
+        y : array-like of shape (n_samples,) or (n_samples, n_conditions_), default=None
+            The label or condition of each row; required when the model was fitted with y,
+            ignored when it was fitted without.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features_in_)
+        """
+        check_is_fitted(self, "flow_")
+        Z = self._validate_latent(Z)
+        return self._from_latent(Z, self._context_for(y, Z.shape[0]))
+
+    def fit_resample(self, X, y, *, sampling_strategy="auto"):
+        """Fit on ``(X, y)`` and return the rows plus generated rows that rebalance the classes.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            Class labels (at least 2 classes).
+        sampling_strategy : float, str, dict or callable, default="auto"
+            imbalanced-learn's over-sampling semantics: "minority", "not minority",
+            "not majority" (= "auto") or "all" grow the chosen classes to the size of the
+            largest one; a float (2 classes only) is the wanted ratio of minority to majority
+            rows; a dict maps a class to its wanted number of rows; a callable takes y and
+            returns such a dict.
+
+        Returns
+        -------
+        X_resampled : ndarray of shape (n_samples_new, n_features)
+            The original rows followed by the generated ones (float dtype of X kept; lists and
+            DataFrames come back as lists and DataFrames).
+        y_resampled : ndarray of shape (n_samples_new,)
+            Their labels.
+        """
+        X_in, y_in = X, y
+        self.fit(X, _resampling_labels(y))
+        if self.target_type_ != "classes":  # pragma: no cover - _resampling_labels ensures it
+            raise ValueError("fit_resample needs class labels")
+        targets = _oversampling_targets(sampling_strategy, self.classes_, self.class_count_)
+        self.sampling_strategy_ = targets
+        return self._resample(X_in, y_in, targets, _generation_seed(self.random_state))
+
+    def _resample(self, X_in, y_in, targets: dict, seed: int):
+        labels = np.concatenate(
+            [np.full(n, label, dtype=self.classes_.dtype) for label, n in targets.items()]
+            + [self.classes_[:0]]
+        )
+        X_new = np.empty((0, self.n_features_in_))
+        if len(labels):
+            X_new, _ = self.sample(y=labels, random_state=seed)
+        return _resampled_output(X_in, y_in, X_new, labels, self.classes_)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "density_estimator"
+        tags.transformer_tags = TransformerTags()
+        return tags
+
+
+# ---------------------------------------------------------------------------------- helpers
+def _generation_seed(random_state) -> int:
+    """The seed for generated rows: the third draw of ``random_state``'s stream.
+
+    An int seed gives ``fit`` its first two draws (weights, batch order); taking the third
+    keeps the latent draws independent of the initial weights while staying reproducible.
+    """
+    return int(check_random_state(random_state).randint(_SEED_MAX, size=3)[2])
+
+
+def _resampling_labels(y) -> np.ndarray:
+    """Class labels for resampling: 1-D (or a column), or a one-vs-all indicator matrix."""
+    if y is None:
+        raise ValueError(
+            "fit_resample requires y to be passed, but the target y is None: it needs class labels"
+        )
+    y = _as_target_array(y, None)
+    kind = type_of_target(y)
+    if kind == "multilabel-indicator":
+        if np.any(y.sum(axis=1) != 1):
+            raise ValueError(
+                "Multilabel and multioutput targets are not supported: a 2-D y must be a "
+                "one-vs-all encoding with a single 1 per row"
+            )
+        return y.argmax(axis=1)
+    if kind not in ("binary", "multiclass"):
+        raise ValueError(
+            f"Unknown label type: fit_resample needs class labels, got y of type {kind!r}"
+            + (
+                ". Multilabel and multioutput targets are not supported."
+                if kind.endswith("multioutput")
+                else ""
+            )
+        )
+    return y.ravel()
+
+
+def _resampled_output(X_in, y_in, X_new: np.ndarray, labels: np.ndarray, classes: np.ndarray):
+    """Original rows + generated rows, in the container types and dtypes of the input."""
+    is_frame = hasattr(X_in, "iloc") and hasattr(X_in, "columns")
+    X_arr = X_in.to_numpy() if is_frame else np.asarray(X_in)
+    dtype = X_arr.dtype if X_arr.dtype.kind == "f" else np.float64
+    X_res = np.concatenate([X_arr.astype(dtype, copy=False), X_new.astype(dtype)], axis=0)
+
+    y_arr = y_in.to_numpy() if hasattr(y_in, "to_numpy") else np.asarray(y_in)
+    if y_arr.ndim == 2 and y_arr.shape[1] > 1:  # one-vs-all in, one-vs-all out
+        new = (labels[:, None] == np.arange(y_arr.shape[1])[None, :]).astype(y_arr.dtype)
+        y_res = np.concatenate([y_arr, new], axis=0)
+    else:
+        y_res = np.concatenate([y_arr.ravel(), labels.astype(y_arr.dtype, copy=False)])
+        if y_arr.ndim == 2:
+            y_res = y_res[:, None]
+
+    if is_frame:
+        import pandas as pd
+
+        X_res = pd.DataFrame(X_res, columns=X_in.columns).astype(X_in.dtypes.to_dict())
+    elif isinstance(X_in, list):
+        X_res = X_res.tolist()
+    if hasattr(y_in, "to_frame") and hasattr(y_in, "name"):  # Series
+        import pandas as pd
+
+        y_res = pd.Series(y_res.ravel(), name=y_in.name, dtype=y_in.dtype)
+    elif hasattr(y_in, "columns"):
+        import pandas as pd
+
+        y_res = pd.DataFrame(y_res, columns=y_in.columns).astype(y_in.dtypes.to_dict())
+    elif isinstance(y_in, list):
+        y_res = y_res.tolist()
+    return X_res, y_res
+
+
+# ---------------------------------------------------------------------------------- oversampler
+class FlowOverSampler(OneToOneFeatureMixin, BaseFlowEstimator):
+    """Oversample minority classes with rows generated by a class-conditional flow.
+
+    An imbalanced-learn style sampler: ``fit_resample(X, y)`` fits a :class:`FlowSampler` on
+    ``(X, y)`` and returns the original rows followed by new rows drawn from ``p(x | k)`` for
+    the classes that ``sampling_strategy`` grows. It has no ``transform``, so it can be a step
+    of ``imblearn.pipeline.Pipeline`` (which refuses steps with both); resampling happens
+    during the pipeline's ``fit`` only, never at ``predict`` time. imbalanced-learn is not
+    needed to use it.
+
+    Parameters
+    ----------
+    sampling_strategy : float, str, dict or callable, default="auto"
+        Which classes to grow, with imbalanced-learn's over-sampling semantics: "minority",
+        "not minority", "not majority" (= "auto") or "all" grow the chosen classes to the
+        size of the largest one; a float (2 classes only) is the wanted ratio of minority to
+        majority rows after resampling; a dict maps a class to its wanted number of rows; a
+        callable takes y and returns such a dict. Ties between classes of equal size go to
+        the first in sorted order.
+    coupling, n_transforms, hidden_layer_sizes, n_bins, tail_bound, mixing, max_iter, \
+batch_size, learning_rate_init, weight_decay, dropout, early_stopping, validation_fraction, \
+n_iter_no_change, tol, discrete_features, device, n_jobs, random_state, verbose, warm_start
+        The parameters of the :class:`FlowSampler` that is fitted (same meaning and defaults);
+        ``random_state`` also seeds the generated rows.
+
+    Attributes
+    ----------
+    sampler_ : FlowSampler
+        The fitted conditional flow (use it to score, sample or classify).
+    sampling_strategy_ : dict
+        Number of rows generated per class in the last ``fit_resample``.
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names.
+
+    See Also
+    --------
+    FlowSampler : The conditional flow, with ``sample``, ``score_samples`` and ``transform``.
+    imblearn.over_sampling.SMOTE : Interpolation between neighbouring minority rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skflow import FlowOverSampler
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.r_[rng.normal(-2, 1, size=(200, 2)), rng.normal(2, 1, size=(40, 2))]
+    >>> y = np.r_[np.zeros(200, int), np.ones(40, int)]
+    >>> sampler = FlowOverSampler(n_transforms=2, max_iter=5, random_state=0)
+    >>> X_res, y_res = sampler.fit_resample(X, y)
+    >>> np.bincount(y_res).tolist()
+    [200, 200]
+    """
+
+    _sampling_type = "over-sampling"
+
+    _parameter_constraints: ClassVar[dict] = {
+        **BaseFlowEstimator._parameter_constraints,
+        "sampling_strategy": [
+            Interval(Real, 0, 1, closed="right"),
+            StrOptions(set(_STRATEGIES)),
+            dict,
+            callable,
+        ],
+    }
+
+    def __init__(
+        self,
+        sampling_strategy="auto",
+        coupling: str = "spline",
+        n_transforms: int = 8,
+        hidden_layer_sizes=(128, 128),
+        n_bins: int = 8,
+        tail_bound: float = 5.0,
+        mixing: str = "lu",
+        max_iter: int = 300,
+        batch_size="auto",
+        learning_rate_init: float = 1e-3,
+        weight_decay: float = 1e-5,
+        dropout: float = 0.2,
+        early_stopping: bool = True,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 20,
+        tol: float = 1e-4,
+        discrete_features="auto",
+        device="auto",
+        n_jobs: int | None = None,
+        random_state=None,
+        verbose: int = 0,
+        warm_start: bool = False,
+    ) -> None:
+        self.sampling_strategy = sampling_strategy
+        self.coupling = coupling
+        self.n_transforms = n_transforms
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.n_bins = n_bins
+        self.tail_bound = tail_bound
+        self.mixing = mixing
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.weight_decay = weight_decay
+        self.dropout = dropout
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.discrete_features = discrete_features
+        self.device = device
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    def _sampler_params(self) -> dict:
+        return {name: getattr(self, name) for name in FlowSampler._get_param_names()}
+
+    def fit(self, X, y):
+        """Fit the class-conditional flow and work out how many rows each class will get.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            Class labels (at least 2 classes).
+
+        Returns
+        -------
+        self : FlowOverSampler
+        """
+        self._validate_params()
+        X = self._validate_X(X, reset=True)
+        labels = _resampling_labels(y)
+        if len(labels) != X.shape[0]:
+            raise ValueError(f"y has {len(labels)} entries but X has {X.shape[0]} rows")
+        if self.warm_start and hasattr(self, "sampler_"):
+            sampler = self.sampler_.set_params(**self._sampler_params())
+        else:
+            sampler = FlowSampler(**self._sampler_params())
+        classes, counts = np.unique(labels, return_counts=True)
+        # Decide the strategy before the (slow) fit, so a bad one fails at once.
+        self.sampling_strategy_ = _oversampling_targets(self.sampling_strategy, classes, counts)
+        self.sampler_ = sampler.fit(X, labels)
+        self.classes_ = self.sampler_.classes_
+        return self
+
+    def fit_resample(self, X, y):
+        """Fit, then return the original rows followed by the generated ones.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            Class labels (at least 2 classes); a one-vs-all indicator matrix is accepted and
+            returned in the same encoding.
+
+        Returns
+        -------
+        X_resampled : array-like of shape (n_samples_new, n_features)
+            Same container and float dtype as X (lists and DataFrames are kept).
+        y_resampled : array-like of shape (n_samples_new,)
+            Same container and dtype as y.
+        """
+        self.fit(X, y)
+        return self.sampler_._resample(
+            X, y, self.sampling_strategy_, _generation_seed(self.random_state)
+        )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return _as_sampler_tags(tags)
+
+
+def _as_sampler_tags(tags):
+    """imbalanced-learn's tags (with ``sampler_tags``) when it is installed, else ``tags``."""
+    try:
+        from imblearn.utils._tags import InputTags, SamplerTags, Tags
+    except ImportError:
+        return tags
+    names = (
+        "target_tags", "transformer_tags", "classifier_tags", "regressor_tags",
+        "array_api_support", "no_validation", "non_deterministic", "requires_fit", "_skip_test",
+    )  # fmt: skip
+    fields = {name: getattr(tags, name) for name in names if hasattr(tags, name)}
+    inputs = InputTags(dataframe=True)
+    for name in ("two_d_array", "sparse", "allow_nan", "string", "categorical", "pairwise"):
+        if hasattr(tags.input_tags, name):
+            setattr(inputs, name, getattr(tags.input_tags, name))
+    return Tags(estimator_type="sampler", sampler_tags=SamplerTags(), input_tags=inputs, **fields)

@@ -1,0 +1,303 @@
+"""FlowSampler and FlowOverSampler: conditional densities, sampling, resampling, bad input."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal
+
+from skflow import FlowOverSampler, FlowSampler
+
+# Three 2-D Gaussian classes with different means, shapes and sizes.
+MEANS = [np.array([-2.0, 0.0]), np.array([2.0, 1.0]), np.array([0.0, -2.5])]
+COVS = [
+    np.array([[0.5, 0.3], [0.3, 0.6]]),
+    np.array([[0.3, -0.1], [-0.1, 0.8]]),
+    np.array([[1.0, 0.0], [0.0, 0.2]]),
+]
+SIZES = [1500, 1000, 500]
+# Enough flow to fit these classes well in ~10 s on two slow cores (no dropout: 3,000 rows of
+# a smooth density do not over-fit in 40 epochs).
+MODEST = {
+    "n_transforms": 3,
+    "hidden_layer_sizes": (32,),
+    "max_iter": 40,
+    "learning_rate_init": 3e-3,
+    "batch_size": 128,
+    "dropout": 0.0,
+}
+
+
+def _classes(sizes=SIZES, seed=0):
+    rng = np.random.default_rng(seed)
+    X = np.concatenate(
+        [rng.multivariate_normal(m, c, size=n) for m, c, n in zip(MEANS, COVS, sizes, strict=False)]
+    )
+    y = np.repeat(np.arange(len(sizes)), sizes)
+    return X, y
+
+
+def _true_log_density(X, k):
+    return multivariate_normal(MEANS[k], COVS[k]).logpdf(X)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """A modest (not tiny) class-conditional flow on the three Gaussian classes."""
+    X, y = _classes()
+    est = FlowSampler(random_state=0, **MODEST)
+    return est.fit(X, y), X, y
+
+
+@pytest.fixture
+def small():
+    X, y = _classes(sizes=[200, 120, 80])
+    return X, np.array(["a", "b", "c"])[y]
+
+
+def test_per_class_kl_gap_is_small(fitted):
+    """KL(p_k || model_k) estimated on fresh rows of each class: a few hundredths of a nat."""
+    est, _, _ = fitted
+    rng = np.random.default_rng(123)
+    for k in range(3):
+        X_k = rng.multivariate_normal(MEANS[k], COVS[k], size=4000)
+        gap = np.mean(_true_log_density(X_k, k) - est.score_samples(X_k, np.full(4000, k)))
+        assert gap < 0.08, f"class {k}: KL gap {gap:.3f} nats"
+
+
+def test_mixture_score_is_logsumexp_of_class_densities(fitted):
+    est, X, _ = fitted
+    rows = X[::50]
+    per_class = np.column_stack([est.score_samples(rows, np.full(len(rows), k)) for k in range(3)])
+    expected = logsumexp(per_class + np.log(est.class_prior_), axis=1)
+    # Equal up to float32 rounding of differently sized batches.
+    np.testing.assert_allclose(est.score_samples(rows), expected, rtol=0, atol=1e-5)
+    assert est.score(rows) == pytest.approx(expected.mean())
+    np.testing.assert_allclose(est.class_prior_, np.array(SIZES) / sum(SIZES))
+
+
+def test_bayes_rule_classifier(fitted):
+    est, X, y = fitted
+    proba = est.predict_proba(X)
+    assert proba.shape == (len(X), 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(np.exp(est.predict_log_proba(X)), proba)
+    # The classes overlap little: the Bayes classifier of the true densities is ~99% right.
+    assert np.mean(est.predict(X) == y) > 0.97
+
+
+def test_samples_follow_their_class(fitted):
+    est, _, _ = fitted
+    X_new, y_new = est.sample(3000, y=2, random_state=0)
+    assert X_new.shape == (3000, 2) and np.all(y_new == 2)
+    np.testing.assert_allclose(X_new.mean(axis=0), MEANS[2], atol=0.12)
+    np.testing.assert_allclose(np.cov(X_new.T), COVS[2], atol=0.1)
+    # Labels drawn from the priors when y is None.
+    _, y_drawn = est.sample(6000, random_state=1)
+    np.testing.assert_allclose(np.bincount(y_drawn) / 6000, est.class_prior_, atol=0.03)
+    # An array of labels: one row per entry, in order.
+    labels = np.array([0, 2, 1, 1])
+    X_arr, y_arr = est.sample(y=labels, random_state=0)
+    assert X_arr.shape == (4, 2)
+    np.testing.assert_array_equal(y_arr, labels)
+
+
+def test_transform_is_invertible_given_the_class(fitted):
+    est, X, y = fitted
+    Z = est.transform(X, y)
+    np.testing.assert_allclose(est.inverse_transform(Z, y), X, atol=1e-4)
+    # Each class is Gaussianised by its own conditional map.
+    for k in range(3):
+        np.testing.assert_allclose(Z[y == k].mean(axis=0), 0.0, atol=0.2)
+        np.testing.assert_allclose(Z[y == k].std(axis=0), 1.0, atol=0.2)
+
+
+def test_string_labels_reproducibility_and_pickle(small, tiny_params):
+    X, y = small
+    a = FlowSampler(random_state=3, **tiny_params).fit(X, y)
+    b = FlowSampler(random_state=3, **tiny_params).fit(X, y)
+    np.testing.assert_array_equal(a.classes_, ["a", "b", "c"])
+    np.testing.assert_array_equal(a.score_samples(X, y), b.score_samples(X, y))
+    Xa, ya = a.sample(50, random_state=9)
+    Xb, yb = b.sample(50, random_state=9)
+    np.testing.assert_array_equal(Xa, Xb)
+    np.testing.assert_array_equal(ya, yb)
+    assert not np.array_equal(Xa, a.sample(50, random_state=10)[0])
+    c = pickle.loads(pickle.dumps(a))
+    np.testing.assert_array_equal(c.predict_proba(X), a.predict_proba(X))
+    np.testing.assert_array_equal(
+        c.sample(5, y="b", random_state=0)[0], a.sample(5, y="b", random_state=0)[0]
+    )
+
+
+def test_sample_weight_sets_priors(small, tiny_params):
+    X, y = small
+    weight = np.where(y == "a", 2.0, 1.0)
+    est = FlowSampler(random_state=0, **tiny_params).fit(X, y, sample_weight=weight)
+    np.testing.assert_allclose(est.class_prior_, np.array([400, 120, 80]) / 600)
+
+
+def test_continuous_conditions():
+    """p(x | t) for x = (t + noise, t^2 + noise): samples track the condition."""
+    rng = np.random.default_rng(0)
+    t = rng.uniform(-2, 2, 2000)
+    X = np.column_stack([t + 0.2 * rng.normal(size=2000), t**2 + 0.2 * rng.normal(size=2000)])
+    est = FlowSampler(random_state=0, **{**MODEST, "max_iter": 30}).fit(X, t)
+    assert est.target_type_ == "continuous" and not hasattr(est, "classes_")
+    assert not hasattr(est, "predict_proba")
+    for value in (-1.5, 0.0, 1.0):
+        X_new, t_new = est.sample(2000, y=value, random_state=0)
+        assert np.all(t_new == value)
+        np.testing.assert_allclose(X_new.mean(axis=0), [value, value**2], atol=0.12)
+    # y=None resamples the training conditions; an array gives one row per condition.
+    _, t_drawn = est.sample(10, random_state=0)
+    assert np.all(np.isin(t_drawn, t))
+    X_arr, t_arr = est.sample(y=[0.5, -0.5, 1.5], random_state=0)
+    assert X_arr.shape == (3, 2) and t_arr.tolist() == [0.5, -0.5, 1.5]
+    # The conditional density is sharper at the right condition.
+    assert est.score(X[:200], t[:200]) > est.score(X[:200], -t[:200]) + 1.0
+    with pytest.raises(ValueError, match="pass the y of each row"):
+        est.score_samples(X)
+
+
+def test_target_rule(tiny_params):
+    """1-D whole numbers are classes; floats with fractions, or any 2-D y, are conditions."""
+    X, y = _classes(sizes=[100, 100, 100])
+    est = FlowSampler(random_state=0, **tiny_params)
+    assert est.fit(X, y.astype(float)).target_type_ == "classes"
+    assert est.fit(X, y.reshape(-1, 1)).target_type_ == "continuous"
+    assert est.fit(X, y + 0.5 * (y == 1)).target_type_ == "continuous"
+    assert est.fit(X, np.column_stack([y, -y])).n_conditions_ == 2
+    assert est.fit(X).target_type_ is None
+    X_new, y_new = est.sample(3, random_state=0)
+    assert X_new.shape == (3, 2) and y_new is None
+
+
+def test_a_class_with_one_row_is_accepted(tiny_params):
+    X, y = _classes(sizes=[200, 100, 1])
+    est = FlowSampler(random_state=0, **tiny_params).fit(X, y)
+    assert est.class_count_.tolist() == [200, 100, 1]
+    X_new, _ = est.sample(5, y=2, random_state=0)
+    assert np.all(np.isfinite(X_new))
+
+
+def test_bad_targets(small, tiny_params):
+    X, y = small
+    est = FlowSampler(random_state=0, **tiny_params)
+    with pytest.raises(ValueError, match="y has 399 entries but X has 400 rows"):
+        est.fit(X, y[:-1])
+    y_nan = np.r_[np.zeros(399), np.nan]
+    with pytest.raises(ValueError, match=r"missing values .* row\(s\) \[399\]"):
+        est.fit(X, y_nan)
+    y_none = y.astype(object)
+    y_none[3] = None
+    with pytest.raises(ValueError, match="missing values"):
+        est.fit(X, y_none)
+    est.fit(X, y)
+    with pytest.raises(ValueError, match="not seen in fit: 'z'"):
+        est.sample(3, y="z")
+    with pytest.raises(ValueError, match="not seen in fit"):
+        est.score_samples(X[:2], ["a", "q"])
+    with pytest.raises(ValueError, match="y has 3 entries but X has 2 rows"):
+        est.transform(X[:2], ["a", "b", "c"])
+    with pytest.raises(ValueError, match="pass the y of each row"):
+        est.inverse_transform(X[:2])
+
+
+# ---------------------------------------------------------------------------------- resampling
+def _imbalanced(sizes=(300, 60, 30)):
+    X, y = _classes(sizes=list(sizes))
+    return X, y
+
+
+@pytest.mark.parametrize(
+    ("strategy", "expected"),
+    [
+        ("auto", [300, 300, 300]),
+        ("not majority", [300, 300, 300]),
+        ("minority", [300, 60, 300]),
+        ("not minority", [300, 300, 30]),
+        ("all", [300, 300, 300]),
+        ({1: 100, 2: 50}, [300, 100, 50]),
+        (lambda y: {2: 45}, [300, 60, 45]),
+    ],
+)
+def test_fit_resample_counts(strategy, expected, tiny_params):
+    X, y = _imbalanced()
+    sampler = FlowOverSampler(sampling_strategy=strategy, random_state=0, **tiny_params)
+    X_res, y_res = sampler.fit_resample(X, y)
+    assert np.bincount(y_res).tolist() == expected
+    # Original rows first, unchanged; generated rows carry the grown classes' labels.
+    np.testing.assert_array_equal(X_res[: len(X)], X)
+    np.testing.assert_array_equal(y_res[: len(y)], y)
+    assert np.all(np.isfinite(X_res))
+
+
+def test_fit_resample_float_ratio_and_errors(tiny_params):
+    X, y = _imbalanced(sizes=(300, 60))
+    _, y_res = FlowOverSampler(sampling_strategy=0.5, random_state=0, **tiny_params).fit_resample(
+        X, y
+    )
+    assert np.bincount(y_res).tolist() == [300, 150]
+    with pytest.raises(ValueError, match="increase the ratio"):
+        FlowOverSampler(sampling_strategy=0.1, **tiny_params).fit_resample(X, y)
+    with pytest.raises(ValueError, match="only ask for at least as many rows"):
+        FlowOverSampler(sampling_strategy={1: 10}, **tiny_params).fit_resample(X, y)
+    with pytest.raises(ValueError, match="not present in y"):
+        FlowOverSampler(sampling_strategy={7: 100}, **tiny_params).fit_resample(X, y)
+    X3, y3 = _imbalanced()
+    with pytest.raises(ValueError, match="only defined for 2 classes"):
+        FlowOverSampler(sampling_strategy=0.5, **tiny_params).fit_resample(X3, y3)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        FlowOverSampler(**tiny_params).fit_resample(X, np.zeros(len(X), int))
+    with pytest.raises(ValueError, match="Unknown label type"):
+        FlowOverSampler(**tiny_params).fit_resample(X, np.linspace(0, 1, len(X)))
+
+
+def test_fit_resample_is_reproducible(tiny_params):
+    X, y = _imbalanced(sizes=(300, 60))
+    a = FlowOverSampler(random_state=0, **tiny_params).fit_resample(X, y)
+    b = FlowOverSampler(random_state=0, **tiny_params).fit_resample(X, y)
+    c = FlowOverSampler(random_state=1, **tiny_params).fit_resample(X, y)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert not np.array_equal(a[0], c[0])
+    assert np.all(a[1][len(X) :] == 1) and len(a[0]) == 600
+
+
+def test_flow_sampler_fit_resample_matches_the_oversampler(small, tiny_params):
+    X, y = small
+    X1, y1 = FlowSampler(random_state=0, **tiny_params).fit_resample(X, y)
+    X2, y2 = FlowOverSampler(random_state=0, **tiny_params).fit_resample(X, y)
+    np.testing.assert_array_equal(X1, X2)
+    np.testing.assert_array_equal(y1, y2)
+    assert sorted(np.unique(y1, return_counts=True)[1].tolist()) == [200, 200, 200]
+
+
+def test_oversampler_in_imblearn_pipeline_and_cross_validate(tiny_params):
+    pipeline_module = pytest.importorskip("imblearn.pipeline")
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_validate
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = _imbalanced(sizes=(400, 40))
+    pipe = pipeline_module.Pipeline(
+        [
+            ("scale", StandardScaler()),
+            ("flow", FlowOverSampler(random_state=0, **tiny_params)),
+            ("clf", LogisticRegression()),
+        ]
+    )
+    scores = cross_validate(
+        pipe, X, y, cv=StratifiedKFold(3, shuffle=True, random_state=0),
+        scoring="balanced_accuracy",
+    )  # fmt: skip
+    assert scores["test_score"].mean() > 0.75
+    # FlowSampler itself has transform as well, which imbalanced-learn's Pipeline refuses.
+    bad = pipeline_module.Pipeline(
+        [("flow", FlowSampler(**tiny_params)), ("clf", LogisticRegression())]
+    )
+    with pytest.raises(TypeError, match="fit_resample"):
+        bad.fit(X, y)
