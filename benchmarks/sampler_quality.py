@@ -1,0 +1,262 @@
+"""FlowSampler quality: train-on-synthetic / test-on-real, and oversampling of imbalanced data.
+
+1. **TSTR.** Stratified 70/30 split. A ``HistGradientBoostingClassifier`` is trained (a) on the
+   real training rows and (b) only on FlowSampler rows with the same class counts; both are
+   scored by balanced accuracy on the real held-out rows. Target: (b) >= 90% of (a). The
+   per-class check: the classifier trained on real rows labels generated rows of class k as k
+   about as often as real held-out rows of k (per-class recall, generated vs real).
+2. **Oversampling.** ADBench tables as imbalanced binary tasks (y = anomaly label). 5-fold
+   stratified CV of ``StandardScaler -> sampler -> classifier`` with no resampling,
+   RandomOverSampler, SMOTE and FlowOverSampler; balanced accuracy and average precision.
+
+Run (from the repository root; single torch thread, be kind to shared machines)::
+
+    nice python -m benchmarks.sampler_quality --out benchmarks/results/sampler_quality
+
+Flow size, epochs and data sets are command-line options; see ``--help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from sklearn.datasets import load_breast_cancer, load_digits, load_wine
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score, balanced_accuracy_score
+from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.preprocessing import StandardScaler
+
+from skflow import FlowOverSampler, FlowSampler
+
+from .datasets import ADBENCH_DIR
+
+
+def _load(name: str):
+    if name == "wine":
+        d = load_wine()
+        return d.data, d.target
+    if name == "breast_cancer":
+        d = load_breast_cancer()
+        return d.data, d.target
+    if name == "digits":
+        d = load_digits()
+        return d.data, d.target
+    path = (ADBENCH_DIR / f"{name}.npz").resolve()
+    if not path.exists():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        X, y = np.asarray(data["X"], np.float64), np.asarray(data["y"]).astype(int)
+    # A constant column carries nothing to learn (and a density cannot model it).
+    keep = np.ptp(X, axis=0) > 0
+    return X[:, keep], y
+
+
+def _flow_params(args) -> dict:
+    return {
+        "n_transforms": args.n_transforms,
+        "hidden_layer_sizes": tuple(args.hidden),
+        "max_iter": args.max_iter,
+        "random_state": 0,
+    }
+
+
+def tstr(name: str, args) -> dict | None:
+    data = _load(name)
+    if data is None:
+        print(f"[skip] {name}: not found")
+        return None
+    X, y = data
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
+    t0 = time.perf_counter()
+    flow = FlowSampler(**_flow_params(args)).fit(X_tr, y_tr)
+    fit_s = time.perf_counter() - t0
+    # Same class counts as the real training rows: one generated row per real label.
+    X_syn, y_syn = flow.sample(y=y_tr, random_state=1)
+    real = HistGradientBoostingClassifier(random_state=0).fit(X_tr, y_tr)
+    syn = HistGradientBoostingClassifier(random_state=0).fit(X_syn, y_syn)
+    score_real = balanced_accuracy_score(y_te, real.predict(X_te))
+    score_syn = balanced_accuracy_score(y_te, syn.predict(X_te))
+    # Per-class recall of the real-data classifier: generated rows vs real held-out rows.
+    pred_gen, pred_te = real.predict(X_syn), real.predict(X_te)
+    recall_gen = {str(k): float(np.mean(pred_gen[y_syn == k] == k)) for k in np.unique(y)}
+    recall_real = {str(k): float(np.mean(pred_te[y_te == k] == k)) for k in np.unique(y)}
+    gen_bayes = balanced_accuracy_score(y_te, flow.predict(X_te))
+    row = {
+        "dataset": name,
+        "shape": list(X.shape),
+        "n_classes": len(np.unique(y)),
+        "real": score_real,
+        "synthetic": score_syn,
+        "ratio": score_syn / score_real,
+        "flow_bayes": gen_bayes,
+        "recall_generated": recall_gen,
+        "recall_real_heldout": recall_real,
+        "fit_s": fit_s,
+        "n_iter": flow.n_iter_,
+    }
+    print(
+        f"[tstr] {name}: real {score_real:.3f} synthetic {score_syn:.3f} "
+        f"({row['ratio']:.0%}) flow-bayes {gen_bayes:.3f}  fit {fit_s:.0f}s",
+        flush=True,
+    )
+    return row
+
+
+def _resamplers(args):
+    from imblearn.over_sampling import SMOTE, RandomOverSampler
+
+    return {
+        "none": None,
+        "random": RandomOverSampler(random_state=0),
+        "smote": SMOTE(random_state=0),
+        "flow": FlowOverSampler(**_flow_params(args)),
+    }
+
+
+def _classifier(kind: str):
+    if kind == "hgb":
+        return HistGradientBoostingClassifier(random_state=0)
+    return LogisticRegression(max_iter=2000)
+
+
+def oversampling(name: str, args) -> dict | None:
+    from imblearn.pipeline import make_pipeline
+
+    data = _load(name)
+    if data is None:
+        print(f"[skip] {name}: not found")
+        return None
+    X, y = data
+    scores: dict[str, dict[str, list[float]]] = {}
+    cv = StratifiedKFold(args.folds, shuffle=True, random_state=0)
+    t0 = time.perf_counter()
+    for method, sampler in _resamplers(args).items():
+        bal, ap = [], []
+        for train, test in cv.split(X, y):
+            steps = [StandardScaler()] + ([sampler] if sampler is not None else [])
+            model = make_pipeline(*steps, _classifier(args.classifier)).fit(X[train], y[train])
+            bal.append(balanced_accuracy_score(y[test], model.predict(X[test])))
+            ap.append(average_precision_score(y[test], model.predict_proba(X[test])[:, 1]))
+        scores[method] = {"balanced_accuracy": bal, "average_precision": ap}
+    elapsed = time.perf_counter() - t0
+    summary = " ".join(
+        f"{m} {np.mean(s['balanced_accuracy']):.3f}/{np.mean(s['average_precision']):.3f}"
+        for m, s in scores.items()
+    )
+    print(f"[over] {name} {X.shape} ({elapsed:.0f}s) bal-acc/AP: {summary}", flush=True)
+    return {"dataset": name, "shape": list(X.shape), "anomaly_rate": float(y.mean()), **scores}
+
+
+def _markdown(results: dict, args) -> str:
+    lines = [
+        "# FlowSampler quality",
+        "",
+        f"Command: `{args.command}`",
+        "",
+        f"Flow: n_transforms={args.n_transforms}, hidden_layer_sizes={tuple(args.hidden)}, "
+        f"max_iter={args.max_iter}, other parameters at their defaults; random_state=0.",
+        "",
+        "## Train on synthetic, test on real (balanced accuracy on a 30% real held-out split)",
+        "",
+        "| dataset | shape | classes | HGB on real | HGB on FlowSampler rows | ratio | "
+        "FlowSampler.predict | flow fit (s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results["tstr"]:
+        lines.append(
+            f"| {r['dataset']} | {r['shape'][0]} x {r['shape'][1]} | {r['n_classes']} | "
+            f"{r['real']:.3f} | {r['synthetic']:.3f} | {r['ratio']:.0%} | {r['flow_bayes']:.3f} "
+            f"| {r['fit_s']:.0f} |"
+        )
+    lines += [
+        "",
+        "Per-class check: recall of the classifier trained on real rows, on generated rows of "
+        "class k vs on real held-out rows of class k.",
+        "",
+        "| dataset | class: generated / real held-out |",
+        "|---|---|",
+    ]
+    for r in results["tstr"]:
+        cells = ", ".join(
+            f"{k}: {r['recall_generated'][k]:.2f} / {r['recall_real_heldout'][k]:.2f}"
+            for k in r["recall_generated"]
+        )
+        lines.append(f"| {r['dataset']} | {cells} |")
+    if results["oversampling"]:
+        lines += [
+            "",
+            f"## Oversampling ({args.folds}-fold stratified CV, StandardScaler -> sampler -> "
+            f"{'HistGradientBoosting' if args.classifier == 'hgb' else 'LogisticRegression'})",
+            "",
+            "Balanced accuracy / average precision, mean over folds (best per row in bold).",
+            "",
+            "| dataset | shape | anomalies | none | RandomOverSampler | SMOTE | FlowOverSampler |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        methods = ["none", "random", "smote", "flow"]
+        means = {m: {"balanced_accuracy": [], "average_precision": []} for m in methods}
+        for r in results["oversampling"]:
+            cells = []
+            best = {
+                metric: max(np.mean(r[m][metric]) for m in methods)
+                for metric in ("balanced_accuracy", "average_precision")
+            }
+            for m in methods:
+                parts = []
+                for metric in ("balanced_accuracy", "average_precision"):
+                    v = float(np.mean(r[m][metric]))
+                    means[m][metric].append(v)
+                    parts.append(f"**{v:.3f}**" if v >= best[metric] - 1e-12 else f"{v:.3f}")
+                cells.append(" / ".join(parts))
+            lines.append(
+                f"| {r['dataset']} | {r['shape'][0]} x {r['shape'][1]} | "
+                f"{r['anomaly_rate']:.1%} | " + " | ".join(cells) + " |"
+            )
+        avg = " | ".join(
+            f"{np.mean(means[m]['balanced_accuracy']):.3f} / "
+            f"{np.mean(means[m]['average_precision']):.3f}"
+            for m in methods
+        )
+        lines.append(f"| **mean** | | | {avg} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tstr", nargs="*", default=["wine", "breast_cancer", "6_cardio"])
+    parser.add_argument(
+        "--oversampling", nargs="*", default=["6_cardio", "29_Pima", "38_thyroid", "40_vowels"]
+    )
+    parser.add_argument("--n-transforms", type=int, default=8)
+    parser.add_argument("--hidden", type=int, nargs="+", default=[128, 128])
+    parser.add_argument("--max-iter", type=int, default=300)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--classifier", choices=["logreg", "hgb"], default="logreg")
+    parser.add_argument("--out", default="benchmarks/results/sampler_quality")
+    args = parser.parse_args(argv)
+    import sys
+
+    args.command = "python -m benchmarks.sampler_quality " + " ".join(sys.argv[1:])
+    warnings.filterwarnings("ignore", category=UserWarning)
+    from sklearn.exceptions import ConvergenceWarning
+
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)
+    results = {
+        "tstr": [r for r in (tstr(n, args) for n in args.tstr) if r],
+        "oversampling": [r for r in (oversampling(n, args) for n in args.oversampling) if r],
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(results, indent=1))
+    out.with_suffix(".md").write_text(_markdown(results, args))
+    print(_markdown(results, args))
+
+
+if __name__ == "__main__":
+    main()
