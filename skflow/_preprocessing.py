@@ -111,8 +111,9 @@ class Preprocessor:
         Columns the flow models (all of them unless constant columns are dropped).
     step_ : ndarray of shape (n_kept,)
         Dequantisation cell width per kept column; 0 for continuous columns.
-    origin_ : ndarray of shape (n_kept,)
-        Smallest training value per kept column (the grid origin of discrete columns).
+    origin_, top_ : ndarray of shape (n_kept,)
+        Smallest and largest training value per kept column (for discrete columns: the grid
+        origin, and the range that generated values are kept in).
     mean_, scale_ : ndarray of shape (n_kept,)
         Standardisation of the (dequantised) kept columns.
     log_jacobian_ : float
@@ -151,6 +152,7 @@ class Preprocessor:
             [_distinct_step(X[:, j]) if discrete[j] else 0.0 for j in range(X.shape[1])]
         )
         self.origin_ = X.min(axis=0)
+        self.top_ = X.max(axis=0)
         # Moments of the dequantised variable x + step * u: the mean moves by step / 2 and
         # the variance grows by step**2 / 12 (independent uniform noise).
         centres = X + self.step_ / 2
@@ -176,10 +178,15 @@ class Preprocessor:
         return (X[:, self.keep_] + self.step_ / 2 - self.mean_) / self.scale_
 
     def inverse_transform(self, V: np.ndarray) -> np.ndarray:
-        """Back to the kept columns of X; discrete columns snap to the grid cell they fall in."""
+        """Back to the kept columns of X; discrete columns snap to the grid cell they fall in.
+
+        A discrete value outside the training range is clipped to it: a binary flag stays 0
+        or 1 even where the model leaks a little mass beyond its two cells.
+        """
         X = V * self.scale_ + self.mean_
         discrete = self.step_ > 0
         if np.any(discrete):
             step, origin = self.step_[discrete], self.origin_[discrete]
-            X[:, discrete] = origin + np.floor((X[:, discrete] - origin) / step) * step
+            snapped = origin + np.floor((X[:, discrete] - origin) / step) * step
+            X[:, discrete] = np.clip(snapped, origin, self.top_[discrete])
         return X

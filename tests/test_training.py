@@ -81,9 +81,9 @@ def test_recovers_from_non_finite_loss(blobs_2d, tiny_params, monkeypatch):
     real = training.mean_nll
     calls = {"n": 0}
 
-    def poisoned(flow, batch):
+    def poisoned(flow, batch, *args):
         calls["n"] += 1
-        loss = real(flow, batch)
+        loss = real(flow, batch, *args)
         return loss * float("nan") if calls["n"] == 5 else loss
 
     monkeypatch.setattr(training, "mean_nll", poisoned)
@@ -97,7 +97,7 @@ def test_gives_up_after_repeated_divergence(blobs_2d, tiny_params, monkeypatch):
     monkeypatch.setattr(
         training,
         "mean_nll",
-        lambda flow, batch: training.Flow.log_prob(flow, batch.x).mean() * float("nan"),
+        lambda flow, batch, *args: training.Flow.log_prob(flow, batch.x).mean() * float("nan"),
     )
     with pytest.raises(RuntimeError, match="diverged"):
         FlowDensity(random_state=0, **tiny_params).fit(blobs_2d)
@@ -160,9 +160,9 @@ def test_n_jobs_sets_torch_threads_during_fit_and_restores(
     seen = []
     real = training.mean_nll
 
-    def spy(flow, batch):
+    def spy(flow, batch, *args):
         seen.append(torch.get_num_threads())
-        return real(flow, batch)
+        return real(flow, batch, *args)
 
     monkeypatch.setattr(training, "mean_nll", spy)
     before = torch.get_num_threads()

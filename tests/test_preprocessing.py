@@ -1,0 +1,118 @@
+"""Discrete-column detection, dequantisation and the constant-column policy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from skflow import FlowDensity
+from skflow._preprocessing import Preprocessor, discrete_mask, grid_step
+
+from .conftest import TINY
+
+
+def test_grid_step_finds_integer_and_decimal_grids():
+    rng = np.random.default_rng(0)
+    assert grid_step(rng.integers(0, 5, size=200).astype(float)) == pytest.approx(1.0)
+    # 0.1 steps carry float rounding (0.30000000000000004); still a grid.
+    assert grid_step(np.round(rng.integers(0, 40, size=200) * 0.1, 10)) == pytest.approx(0.1)
+    assert grid_step(np.array([0.0, 5.0, 10.0, 5.0])) == pytest.approx(5.0)
+    assert grid_step(rng.normal(size=200)) is None
+    assert grid_step(np.array([0.0, 1.0, 2.5])) is None
+    assert grid_step(np.ones(5)) is None
+
+
+def test_auto_mask_needs_a_grid_and_repeats():
+    rng = np.random.default_rng(0)
+    n = 400
+    X = np.column_stack(
+        [
+            rng.integers(0, 2, size=n),  # binary flag
+            rng.poisson(3.0, size=n),  # counts
+            rng.normal(size=n),  # continuous
+            np.arange(n),  # integers, but all distinct: no spikes to prevent
+        ]
+    ).astype(float)
+    assert discrete_mask(X, "auto").tolist() == [True, True, False, False]
+    assert discrete_mask(X, True).all() and not discrete_mask(X, False).any()
+    assert discrete_mask(X, [0, 2]).tolist() == [True, False, True, False]
+    assert discrete_mask(X, np.array([False, True, False, False])).tolist() == [
+        False,
+        True,
+        False,
+        False,
+    ]
+    # Two rows of continuous data are always "on a grid" of their gap: not discrete.
+    assert not discrete_mask(rng.normal(size=(2, 3)), "auto").any()
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [([5], "out of range"), (np.array([True, False]), "one entry per feature"), ([0.5], "must")],
+)
+def test_bad_discrete_features_are_refused(spec, message):
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    with pytest.raises(ValueError, match=message):
+        FlowDensity(discrete_features=spec, **TINY).fit(X)
+
+
+def test_preprocessor_round_trip_and_log_jacobian():
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.integers(0, 4, 300) * 0.5, rng.normal(3.0, 2.0, 300)])
+    pre = Preprocessor().fit(X)
+    np.testing.assert_allclose(pre.step_, [0.5, 0.0])
+    # Grid values come back exactly; the continuous column to float precision.
+    np.testing.assert_allclose(pre.inverse_transform(pre.transform(X)), X, atol=1e-12)
+    expected = -np.sum(np.log(pre.scale_)) + np.log(0.5)
+    assert pre.log_jacobian_ == pytest.approx(expected)
+    # The dequantised variable's variance includes the uniform noise's step**2 / 12.
+    assert pre.scale_[0] ** 2 == pytest.approx(np.var(X[:, 0]) + 0.25 / 12)
+
+
+def test_constant_columns_dropped_only_when_asked():
+    X = np.column_stack([np.random.default_rng(0).normal(size=50), np.full(50, 7.0)])
+    with pytest.raises(ValueError, match=r"constant .* index \[1\]"):
+        Preprocessor().fit(X)
+    pre = Preprocessor(constant_features="drop").fit(X)
+    assert pre.keep_.tolist() == [True, False]
+    assert pre.transform(X).shape == (50, 1)
+    with pytest.raises(ValueError, match="constant"):
+        Preprocessor(constant_features="drop").fit(np.ones((10, 2)))
+
+
+def test_counts_get_probabilities_that_sum_to_one():
+    """On a count column score_samples is a log-probability: it sums to 1 over the integers
+    and follows the Poisson pmf it was fitted to."""
+    rng = np.random.default_rng(0)
+    X = rng.poisson(4.0, size=(1500, 1)).astype(float)
+    est = FlowDensity(n_transforms=2, hidden_layer_sizes=(16,), max_iter=25, random_state=0)
+    est.fit(X)
+    assert est.preprocessor_.step_.tolist() == [1.0]
+    grid = np.arange(-30, 60, dtype=float)[:, None]
+    mass = np.exp(est.score_samples(grid))
+    assert mass.sum() == pytest.approx(1.0, abs=0.02)
+    pmf = stats.poisson(4.0).pmf(np.arange(1, 9))
+    np.testing.assert_allclose(mass[31:39], pmf, atol=0.02)
+    # Samples are counts again, drawn with the probabilities that score_samples reports.
+    draws = est.sample(4000, random_state=0)[:, 0]
+    np.testing.assert_array_equal(draws, np.round(draws))
+    assert draws.min() >= 0
+    frequencies = np.bincount(draws.astype(int), minlength=9)[1:9] / len(draws)
+    np.testing.assert_allclose(frequencies, mass[31:39], atol=0.02)
+
+
+def test_mixed_binary_and_continuous_likelihood():
+    """A flag with P(1) = 0.3 next to an independent N(0, 1): the fitted model's mean
+    log-likelihood on fresh rows is close to the true mixed (mass x density) one."""
+    rng = np.random.default_rng(1)
+
+    def draw(n):
+        return np.column_stack([rng.random(n) < 0.3, rng.normal(size=n)]).astype(float)
+
+    est = FlowDensity(n_transforms=3, hidden_layer_sizes=(32,), max_iter=30, random_state=0)
+    est.fit(draw(2000))
+    X_test = draw(4000)
+    true = np.where(X_test[:, 0] == 1, np.log(0.3), np.log(0.7)) + stats.norm.logpdf(X_test[:, 1])
+    assert est.score(X_test) == pytest.approx(true.mean(), abs=0.1)
+    assert set(np.unique(est.sample(300, random_state=0)[:, 0])) <= {0.0, 1.0}
