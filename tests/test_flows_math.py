@@ -600,3 +600,23 @@ def test_build_flow_rejects_unknown_mixing():
     for option in MIXINGS:
         assert option in str(info.value)
     assert "shuffle" in str(info.value)
+
+
+def test_context_affine_standardises_each_class_at_initialisation():
+    """One-hot classes with their own means and spreads come out zero-mean, unit-scale."""
+    from skflow.flows import ContextAffine
+
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 3, (3000,), generator=generator)
+    context = torch.nn.functional.one_hot(labels, 3).double()
+    means = torch.tensor([[-5.0, 0.0], [0.0, 3.0], [4.0, -2.0]], dtype=torch.float64)
+    stds = torch.tensor([[0.2, 1.0], [2.0, 0.5], [1.0, 3.0]], dtype=torch.float64)
+    x = means[labels] + stds[labels] * torch.randn(3000, 2, generator=generator).double()
+    layer = ContextAffine(2, 3).double()
+    layer.train()
+    z, _ = layer(x, context)
+    for k in range(3):
+        rows = z[labels == k]
+        torch.testing.assert_close(rows.mean(0), torch.zeros(2, dtype=torch.float64), atol=0.1, rtol=0)
+        torch.testing.assert_close(rows.std(0), torch.ones(2, dtype=torch.float64), atol=0.1, rtol=0)
+    _check_bijection(layer.eval(), x[:N_ROWS], context[:N_ROWS])

@@ -94,7 +94,9 @@ def test_samples_follow_their_class(fitted):
     X_new, y_new = est.sample(3000, y=2, random_state=0)
     assert X_new.shape == (3000, 2) and np.all(y_new == 2)
     np.testing.assert_allclose(X_new.mean(axis=0), MEANS[2], atol=0.12)
-    np.testing.assert_allclose(np.cov(X_new.T), COVS[2], atol=0.1)
+    # Covariance entries of the 500-row class within 0.2 (its per-class KL gap, asserted
+    # above, is the sharper measure).
+    np.testing.assert_allclose(np.cov(X_new.T), COVS[2], atol=0.2)
     # Labels drawn from the priors when y is None.
     _, y_drawn = est.sample(6000, random_state=1)
     np.testing.assert_allclose(np.bincount(y_drawn) / 6000, est.class_prior_, atol=0.03)

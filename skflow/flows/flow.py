@@ -12,6 +12,7 @@ from .transforms import (
     ActNorm,
     AdditiveMap,
     AffineMap,
+    ContextAffine,
     Coupling,
     LULinear,
     Permutation,
@@ -105,7 +106,9 @@ def build_flow(
 
     Each of the ``n_transforms`` blocks is ``[ActNorm] -> mixing -> coupling``, the coupling's
     kept half alternating from block to block; the first block has the tail transform after its
-    ActNorm. Mixing is skipped for a single feature.
+    ActNorm. Mixing is skipped for a single feature. With a context, the stack starts (on the
+    data side) with a :class:`ContextAffine` layer, so each condition gets its own location and
+    scale before the shared layers.
 
     Parameters
     ----------
@@ -154,6 +157,8 @@ def build_flow(
         element_map = SplineMap(n_bins, tail_bound, scale_limit)
 
     layers: list[nn.Module] = []
+    if context_features:
+        layers.append(ContextAffine(features, context_features, scale_limit))
     for index in range(n_transforms):
         if actnorm:
             layers.append(ActNorm(features))
