@@ -210,12 +210,7 @@ class BaseFlowEstimator(BaseEstimator):
             n_iter_no_change=self.n_iter_no_change,
             tol=self.tol,
             verbose=int(self.verbose),
-            trim_fraction=self._trim_fraction(),
         )
-
-    def _trim_fraction(self) -> float:
-        """Fraction of least likely rows each loss leaves out (only the detector trims)."""
-        return 0.0
 
     # ------------------------------------------------------------------ running the flow
     def _run(self, method: str, inputs: np.ndarray, context: np.ndarray | None = None):

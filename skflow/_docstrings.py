@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import re
 from typing import TypeVar
 
 FLOW_PARAMETERS = """\
@@ -93,10 +95,31 @@ FLOW_ATTRIBUTES = """\
 _T = TypeVar("_T", bound=type)
 
 
+def _with_defaults_of(cls: type, section: str) -> str:
+    """``section`` with every ``name : type, default=...`` line showing ``cls``'s own default,
+    so an estimator whose defaults differ (the detector's smaller flow) documents them right."""
+    defaults = {
+        name: param.default
+        for name, param in inspect.signature(cls.__init__).parameters.items()
+        if param.default is not inspect.Parameter.empty
+    }
+
+    def substitute(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in defaults:
+            return match.group(0)
+        value = defaults[name]
+        shown = f'"{value}"' if isinstance(value, str) else repr(value)
+        return f"{match.group(1)} :{match.group(2)}default={shown}"
+
+    return re.sub(r"^    (\w+) :(.*?)default=.*$", lambda m: "    " + substitute(m), section,
+                  flags=re.MULTILINE)
+
+
 def fill_flow_docs(cls: _T) -> _T:
     """Class decorator: put the shared sections where ``{flow_parameters}`` and
     ``{flow_attributes}`` stand alone on a line of the class docstring."""
     doc = cls.__doc__ or ""
-    doc = doc.replace("    {flow_parameters}\n", FLOW_PARAMETERS + "\n")
+    doc = doc.replace("    {flow_parameters}\n", _with_defaults_of(cls, FLOW_PARAMETERS) + "\n")
     cls.__doc__ = doc.replace("    {flow_attributes}\n", FLOW_ATTRIBUTES + "\n")
     return cls

@@ -32,6 +32,11 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
     ``decision_function`` (``score_samples - offset_``, negative for outliers), ``predict``
     (+1 inlier, -1 outlier) and ``fit_predict``.
 
+    The defaults are a smaller flow than :class:`FlowDensity`'s (4 coupling layers with (64, 64)
+    conditioners, at most 100 epochs): on the anomaly benchmark it ranked rows as well as the
+    larger one at about a third of the cost, and a detector is judged on ranking, not on the
+    last hundredth of a nat.
+
     Real tabular data is prepared for a density model first: constant columns are left out
     (they carry no information about which rows are unusual), discrete columns (flags, counts,
     codes) are dequantised so their repeated values cannot become density spikes, and the
@@ -87,12 +92,12 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
         self,
         contamination="auto",
         coupling: str = "spline",
-        n_transforms: int = 8,
-        hidden_layer_sizes=(128, 128),
+        n_transforms: int = 4,
+        hidden_layer_sizes=(64, 64),
         n_bins: int = 8,
         tail_bound: float = 5.0,
         mixing: str = "lu",
-        max_iter: int = 300,
+        max_iter: int = 100,
         batch_size="auto",
         learning_rate_init: float = 1e-3,
         weight_decay: float = 1e-5,
@@ -215,3 +220,4 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
             +1 where ``decision_function(X) >= 0``, otherwise -1.
         """
         return np.where(self.decision_function(X) < 0, -1, 1)
+

@@ -43,9 +43,6 @@ class TrainingConfig:
     n_iter_no_change: int
     tol: float
     verbose: int = 0
-    # Fraction of the least likely rows left out of every loss (trimmed likelihood): the
-    # model then describes the bulk of the data and not the outliers mixed into it.
-    trim_fraction: float = 0.0
 
 
 @dataclass
@@ -93,42 +90,32 @@ class TrainingData:
         return TrainingData(self.x + (u - 0.5) * self.noise, self.context, self.weight, None)
 
 
-def _weighted_mean_nll(
-    log_prob: torch.Tensor, weight: torch.Tensor | None, trim_fraction: float
-) -> torch.Tensor:
-    """Weighted mean NLL, leaving out the ``trim_fraction`` least likely rows."""
-    n_trim = int(trim_fraction * log_prob.shape[0])
-    if n_trim > 0:
-        threshold = torch.kthvalue(log_prob.detach(), n_trim).values
-        keep = (log_prob.detach() > threshold).to(log_prob.dtype)
-        weight = keep if weight is None else weight * keep
-    if weight is None:
+def mean_nll(flow: Flow, batch: TrainingData) -> torch.Tensor:
+    """Weighted mean negative log-likelihood of a batch (in the flow's own units)."""
+    log_prob = flow.log_prob(batch.x, batch.context)
+    if batch.weight is None:
         return -log_prob.mean()
-    return -(log_prob * weight).sum() / weight.sum()
-
-
-def mean_nll(flow: Flow, batch: TrainingData, trim_fraction: float = 0.0) -> torch.Tensor:
-    """Weighted (optionally trimmed) mean negative log-likelihood of a batch (flow units)."""
-    return _weighted_mean_nll(flow.log_prob(batch.x, batch.context), batch.weight, trim_fraction)
+    return -(log_prob * batch.weight).sum() / batch.weight.sum()
 
 
 @torch.inference_mode()
-def evaluate_nll(flow: Flow, data: TrainingData, trim_fraction: float = 0.0) -> float:
-    """Mean (optionally trimmed) NLL of ``data`` in evaluation mode, chunked over rows."""
+def evaluate_nll(flow: Flow, data: TrainingData) -> float:
+    """Mean NLL of ``data`` in evaluation mode, chunked to bound memory."""
     was_training = flow.training
     flow.eval()
-    log_prob = torch.cat(
-        [
-            flow.log_prob(chunk.x, chunk.context).double()
-            for chunk in (
-                data.take(slice(start, start + EVAL_CHUNK))
-                for start in range(0, len(data), EVAL_CHUNK)
-            )
-        ]
-    )
-    weight = None if data.weight is None else data.weight.double()
+    total = torch.zeros((), dtype=torch.float64, device=data.x.device)
+    weight_sum = 0.0
+    for start in range(0, len(data), EVAL_CHUNK):
+        chunk = data.take(slice(start, start + EVAL_CHUNK))
+        log_prob = flow.log_prob(chunk.x, chunk.context).double()
+        if chunk.weight is None:
+            total += log_prob.sum()
+            weight_sum += len(chunk)
+        else:
+            total += (log_prob * chunk.weight).sum()
+            weight_sum += float(chunk.weight.sum())
     flow.train(was_training)
-    return float(_weighted_mean_nll(log_prob, weight, trim_fraction))
+    return -float(total) / weight_sum
 
 
 def _snapshot(flow: Flow, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
@@ -207,11 +194,7 @@ def train_flow(
     best_state = copy.deepcopy(good_state[0])
     # The freshly initialised flow is already a full-covariance Gaussian fit; scoring it first
     # means early stopping can never hand back something worse on the validation rows.
-    best_loss = (
-        math.inf
-        if validation is None
-        else evaluate_nll(flow, validation, config.trim_fraction)
-    )
+    best_loss = math.inf if validation is None else evaluate_nll(flow, validation)
     if not math.isfinite(best_loss):
         best_loss = math.inf
     stalled = 0
@@ -229,7 +212,7 @@ def train_flow(
         epoch_loss = torch.zeros((), device=train.x.device)
         for start in range(0, n_rows, batch_size):
             batch = train.take(order[start : start + batch_size]).dequantized(generator)
-            loss = mean_nll(flow, batch, config.trim_fraction)
+            loss = mean_nll(flow, batch)
             if step < warmup_steps:
                 for group in optimizer.param_groups:
                     group["lr"] = config.learning_rate_init * (step + 1) / warmup_steps
@@ -262,7 +245,7 @@ def train_flow(
         history.n_iter += 1
         history.loss_curve.append(train_loss + nll_offset)
         if validation is not None:
-            monitored = evaluate_nll(flow, validation, config.trim_fraction)
+            monitored = evaluate_nll(flow, validation)
             history.validation_scores.append(-(monitored + nll_offset))
         else:
             monitored = train_loss

@@ -1,0 +1,119 @@
+"""FlowOutlierDetector: the sklearn outlier-detector contract, thresholds and messy data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skflow import FlowOutlierDetector
+
+from .conftest import TINY
+from .test_estimator_checks import EXPECTED_FAILED_CHECKS
+
+
+_AUTO_FIT_PREDICT_REASON = (
+    "the check wants both labels from predict on its 300 training rows of three blobs; "
+    "contamination='auto' flags rows outside the model's own 99% highest-density region, and "
+    "the check's 5-epoch tiny flow (close to one broad Gaussian over the blobs) has no training "
+    "row out there. The contamination=0.1 instance runs the same check and passes"
+)
+
+
+def _expected_failures(estimator) -> dict:
+    if estimator.contamination == "auto":
+        return {
+            **EXPECTED_FAILED_CHECKS,
+            "check_outliers_fit_predict": _AUTO_FIT_PREDICT_REASON,
+            "check_outliers_train": _AUTO_FIT_PREDICT_REASON,
+        }
+    return EXPECTED_FAILED_CHECKS
+
+
+@parametrize_with_checks(
+    [FlowOutlierDetector(**TINY), FlowOutlierDetector(contamination=0.1, **TINY)],
+    expected_failed_checks=_expected_failures,
+)
+def test_sklearn_outlier_contract(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture
+def gaussian_with_outliers():
+    """500 inliers from a correlated Gaussian and 10 rows far from it."""
+    rng = np.random.default_rng(0)
+    inliers = rng.multivariate_normal([0.0, 0.0, 0.0], [[1, 0.8, 0], [0.8, 1, 0], [0, 0, 1]], 500)
+    outliers = rng.uniform(-6, 6, size=(10, 3))
+    outliers[:, 2] = rng.choice([-6.0, 6.0], size=10)
+    return np.vstack([inliers, outliers]), np.r_[np.zeros(500), np.ones(10)]
+
+
+@pytest.mark.parametrize("contamination", [0.02, 0.1, 0.25])
+def test_training_fraction_flagged_matches_contamination(gaussian_with_outliers, contamination):
+    X, _ = gaussian_with_outliers
+    det = FlowOutlierDetector(contamination=contamination, random_state=0, **TINY).fit(X)
+    flagged = np.mean(det.predict(X) == -1)
+    assert flagged == pytest.approx(contamination, abs=1 / len(X))
+    np.testing.assert_array_equal(det.fit_predict(X), det.predict(X))
+    np.testing.assert_allclose(det.decision_function(X), det.score_samples(X) - det.offset_)
+
+
+def test_planted_outliers_rank_lowest(gaussian_with_outliers):
+    X, is_outlier = gaussian_with_outliers
+    det = FlowOutlierDetector(random_state=0, **TINY).fit(X)
+    assert roc_auc_score(is_outlier, -det.score_samples(X)) > 0.99
+    # "auto" sits at the model's 1% density level: a few inliers, most planted rows.
+    labels = det.predict(X)
+    assert np.mean(labels[is_outlier == 0] == -1) < 0.05
+    assert np.mean(labels[is_outlier == 1] == -1) >= 0.8
+
+
+def test_auto_threshold_is_the_models_one_percent_level():
+    """For data from the model's own kind, about 1% of fresh rows fall below offset_."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(3000, 2))
+    det = FlowOutlierDetector(random_state=0, **TINY).fit(X)
+    flagged = np.mean(det.predict(rng.normal(size=(20000, 2))) == -1)
+    assert 0.005 < flagged < 0.02
+
+
+def test_messy_columns_constant_binary_duplicates():
+    """Constant, binary and integer columns and duplicated rows: finite scores, no spikes."""
+    rng = np.random.default_rng(0)
+    n = 400
+    X = np.column_stack(
+        [
+            rng.normal(size=n),
+            np.full(n, 3.0),  # constant: left out
+            rng.integers(0, 2, size=n),  # binary flag
+            rng.poisson(2.0, size=n),  # counts
+            rng.standard_t(2, size=n),  # heavy tail
+        ]
+    ).astype(float)
+    X = np.vstack([X, np.repeat(X[:5], 40, axis=0)])  # heavily duplicated rows
+    det = FlowOutlierDetector(random_state=0, **TINY).fit(X)
+    assert det.n_features_in_ == 5
+    assert det.preprocessor_.keep_.tolist() == [True, False, True, True, True]
+    assert (det.preprocessor_.step_ > 0).tolist() == [False, True, True, False]
+    scores = det.score_samples(X)
+    assert np.all(np.isfinite(scores))
+    # The constant column does not move the score; a far-away row is still finite and low.
+    moved = X[:3].copy()
+    moved[:, 1] = 100.0
+    np.testing.assert_allclose(det.score_samples(moved), scores[:3], rtol=0, atol=1e-5)
+    far = det.score_samples([[1e6, 3.0, 0.0, 2.0, -1e6]])
+    assert np.isfinite(far[0]) and far[0] < scores.min()
+    # Dequantised discrete columns: the duplicated rows do not become density spikes.
+    assert scores[n:].max() - np.median(scores) < 10
+
+
+def test_all_constant_columns_are_refused():
+    with pytest.raises(ValueError, match="constant"):
+        FlowOutlierDetector(**TINY).fit(np.ones((20, 3)))
+
+
+def test_invalid_contamination_is_refused():
+    X = np.random.default_rng(0).normal(size=(50, 2))
+    with pytest.raises(ValueError, match="contamination"):
+        FlowOutlierDetector(contamination=0.7, **TINY).fit(X)
