@@ -112,8 +112,12 @@ def _with_defaults_of(cls: type, section: str) -> str:
         shown = f'"{value}"' if isinstance(value, str) else repr(value)
         return f"{match.group(1)} :{match.group(2)}default={shown}"
 
-    return re.sub(r"^    (\w+) :(.*?)default=.*$", lambda m: "    " + substitute(m), section,
-                  flags=re.MULTILINE)
+    return re.sub(
+        r"^    (\w+) :(.*?)default=.*$",
+        lambda m: "    " + substitute(m),
+        section,
+        flags=re.MULTILINE,
+    )
 
 
 def fill_flow_docs(cls: _T) -> _T:

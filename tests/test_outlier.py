@@ -12,7 +12,6 @@ from skflow import FlowOutlierDetector
 from .conftest import TINY
 from .test_estimator_checks import EXPECTED_FAILED_CHECKS
 
-
 _AUTO_FIT_PREDICT_REASON = (
     "the check wants both labels from predict on its 300 training rows of three blobs; "
     "contamination='auto' flags rows outside the model's own 99% highest-density region, and "
