@@ -15,6 +15,7 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from ._base import BaseFlowEstimator
+from ._docstrings import fill_flow_docs
 
 _SEED_MAX = np.iinfo(np.int32).max
 _STRATEGIES = ("auto", "minority", "not minority", "not majority", "all")
@@ -145,12 +146,15 @@ def _oversampling_targets(strategy, classes: np.ndarray, counts: np.ndarray) -> 
 
 
 # ---------------------------------------------------------------------------------- FlowSampler
+@fill_flow_docs
 class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
     """Conditional density estimation and synthetic data with a normalizing flow: ``p(x | y)``.
 
-    One flow models every class (or every value of a continuous condition): its coupling
-    layers' conditioner networks receive ``y`` as extra input, so the classes share the flow's
-    parameters (and statistical strength) and differ through the conditioning. The
+    One flow models every class (or every value of a continuous condition): its first layer
+    gives each condition its own per-feature location and scale (linear in the encoded ``y``)
+    and its coupling layers' conditioner networks receive ``y`` as extra input, so the classes
+    share the flow's parameters (and statistical strength) and differ through the
+    conditioning. The
     architecture, training, preprocessing and parameters are those of
     :class:`~skflow.FlowDensity`.
 
@@ -167,61 +171,12 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
       condition (an age, a count) is continuous when passed as a column,
       ``y.reshape(-1, 1)``, and a set of class labels when passed 1-D.
 
+    ``random_state`` also seeds the rows :meth:`fit_resample` generates; with ``warm_start``,
+    ``y`` must be of the same kind (and classes) as in the first fit.
+
     Parameters
     ----------
-    coupling : {"spline", "affine", "additive"}, default="spline"
-        Element-wise map of the coupling layers: a rational-quadratic spline (after a conditional
-        affine step; the most expressive), an affine map (RealNVP) or a shift (NICE, volume
-        preserving).
-    n_transforms : int, default=8
-        Number of coupling layers.
-    hidden_layer_sizes : array-like of int, default=(128, 128)
-        Hidden widths of each coupling's conditioner network.
-    n_bins : int, default=8
-        Number of spline bins (``coupling="spline"`` only).
-    tail_bound : float, default=5.0
-        The spline acts on ``[-tail_bound, tail_bound]`` (in standardised units) and is the
-        identity outside.
-    mixing : {"lu", "permutation", "none"}, default="lu"
-        How features are mixed between couplings: a learned invertible linear map (LU
-        parameterised, started at a random rotation), a fixed random permutation, or nothing.
-    max_iter : int, default=300
-        Maximum number of epochs.
-    batch_size : int or "auto", default="auto"
-        Minibatch size; "auto" is ``n_train // 40`` clipped to [256, 1024] (and never more
-        than the number of training rows).
-    learning_rate_init : float, default=1e-3
-        AdamW step size, reached after a linear warm-up over the first 3 epochs (at most 500
-        steps); it is halved when the monitored loss stalls.
-    weight_decay : float, default=1e-5
-        Decoupled weight decay (AdamW).
-    dropout : float, default=0.2
-        Dropout probability in the conditioner networks during training.
-    early_stopping : bool, default=True
-        Hold out ``validation_fraction`` of the rows, stop when their log-likelihood stops
-        improving and restore the best weights. Without it, the training loss is monitored.
-    validation_fraction : float, default=0.1
-        Fraction of rows held out for early stopping (drawn at random, not stratified).
-    n_iter_no_change : int, default=20
-        Epochs without an improvement larger than ``tol`` before stopping.
-    tol : float, default=1e-4
-        Minimum improvement of the monitored NLL (nats per row) that counts.
-    discrete_features : "auto", bool or array-like, default="auto"
-        Which columns of X are discrete and get dequantised (see
-        :class:`~skflow.FlowDensity`); ``sample`` returns values on their grid.
-    device : {"auto", "cpu", "cuda", "cuda:N"} or torch.device, default="auto"
-        Where to train: "auto" uses a GPU when CUDA is available, otherwise the CPU.
-    n_jobs : int or None, default=None
-        Torch threads used while fitting and predicting on the CPU. None means 1 (unless in a
-        joblib ``parallel_backend`` context); -1 uses all cores.
-    random_state : int, RandomState instance or None, default=None
-        Seeds weights, batch order and the validation split (and, in :meth:`fit_resample`, the
-        generated rows). The global torch RNG is untouched.
-    verbose : int, default=0
-        1 shows a progress bar with the training and validation NLL per epoch.
-    warm_start : bool, default=False
-        Continue training the current flow on the next ``fit`` instead of starting afresh
-        (``y`` must then be of the same kind, with the same classes).
+    {flow_parameters}
 
     Attributes
     ----------
@@ -237,26 +192,7 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
         Width of the continuous condition vector (continuous targets only).
     condition_mean_, condition_scale_ : ndarray of shape (n_conditions_,)
         Standardisation of the conditions (continuous targets only).
-    flow_ : skflow.flows.Flow
-        The trained PyTorch flow; its conditioners take the encoded ``y`` as context.
-    preprocessor_ : object
-        What is done to X before the flow (see :class:`~skflow.FlowDensity`).
-    device_ : torch.device
-        The device the flow was trained on.
-    n_iter_ : int
-        Epochs run.
-    loss_curve_ : list of float
-        Training NLL per epoch (nats per row, in the units of X).
-    validation_scores_ : list of float or None
-        Validation mean log-likelihood per epoch (None without early stopping).
-    best_validation_score_ : float or None
-        Best validation mean log-likelihood; its weights are the ones kept.
-    n_recoveries_ : int
-        Times training recovered from a non-finite loss.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of features seen during fit, when X has string column names.
+    {flow_attributes}
 
     See Also
     --------
