@@ -338,12 +338,41 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default outliers, or outliers_quick with --quick)")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: seed 0 only, training parts capped at 2000 rows")
+    p.add_argument("--combine", nargs="+", metavar="STEM", default=None,
+                   help="no fitting: merge the JSON results of earlier runs (stems in "
+                   "benchmarks/results, same seeds) into one report written to --output")
     return p
+
+
+def combine(stems: list[str], output: str) -> int:
+    """Merge runs of different methods on the same datasets and seeds into one report."""
+    loaded = [json.loads((RESULTS_DIR / f"{stem}.json").read_text()) for stem in stems]
+    methods = [m for run in loaded for m in run["config"]["methods"]]
+    by_name: dict[str, dict] = {}
+    for run in loaded:
+        if run["config"]["seeds"] != loaded[0]["config"]["seeds"]:
+            raise SystemExit(f"--combine: runs used different seeds: {stems}")
+        for row in run["results"]:
+            merged = by_name.setdefault(row["dataset"], {**row, "runs": {}, "summary": {}})
+            merged["runs"].update(row["runs"])
+            merged["summary"].update(row["summary"])
+    rows = [r for r in by_name.values() if all(m in r["summary"] for m in methods)]
+    config = {**loaded[0]["config"], "methods": methods,
+              "command": " + ".join(run["config"]["command"] for run in loaded),
+              "flow_params": next((run["config"]["flow_params"] for run in loaded
+                                   if "flow" in run["config"]["methods"]), {}),
+              "wall_time": sum(run["config"]["wall_time"] for run in loaded)}
+    report = markdown_report(rows, methods, config)
+    (RESULTS_DIR / f"{output}.md").write_text(report)
+    print(report)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     args = build_parser().parse_args(argv)
+    if args.combine:
+        return combine(args.combine, args.output or "outliers")
     flow_params = dict(args.flow_param)
     if args.quick:
         args.seeds = [0]
