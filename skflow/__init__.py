@@ -2,7 +2,8 @@
 
 from ._density import FlowDensity
 from ._outlier import FlowOutlierDetector
-from ._sampler import FlowOverSampler, FlowSampler
+from ._oversampler import FlowOverSampler
+from ._sampler import FlowSampler
 
 __version__ = "0.1.0"
 

@@ -1,0 +1,171 @@
+"""imbalanced-learn's over-sampling semantics: how many rows per class, and the output."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import type_of_target
+
+from ._base import _SEED_MAX
+from ._targets import _as_target_array
+
+_STRATEGIES = ("auto", "minority", "not minority", "not majority", "all")
+
+
+def _oversampling_targets(strategy, classes: np.ndarray, counts: np.ndarray) -> dict:
+    """Rows to generate per class under imbalanced-learn's ``sampling_strategy`` semantics.
+
+    Ties between the largest (or smallest) classes go to the first of them in ``classes``.
+    """
+    if len(classes) < 2:
+        raise ValueError(
+            f"fit_resample needs at least 2 classes in y to balance, got {len(classes)} class"
+        )
+    stats = {c: int(n) for c, n in zip(classes.tolist(), counts.tolist(), strict=True)}
+    majority = classes.tolist()[int(np.argmax(counts))]
+    minority = classes.tolist()[int(np.argmin(counts))]
+    n_max = int(counts.max())
+    if callable(strategy):
+        strategy = strategy(np.repeat(classes, counts))
+    if isinstance(strategy, str):
+        if strategy == "minority":
+            chosen = [minority]
+        elif strategy in ("auto", "not majority"):
+            chosen = [c for c in stats if c != majority]
+        elif strategy == "not minority":
+            chosen = [c for c in stats if c != minority]
+        elif strategy == "all":
+            chosen = list(stats)
+        else:
+            raise ValueError(
+                f"sampling_strategy {strategy!r} is not an over-sampling strategy; use one of "
+                f"{_STRATEGIES}, a float or a dict"
+            )
+        return {c: n_max - stats[c] for c in chosen}
+    if isinstance(strategy, dict):
+        targets = {}
+        for label, wanted in strategy.items():
+            if label not in stats:
+                raise ValueError(
+                    f"sampling_strategy names class {label!r}, which is not present in y "
+                    f"(classes: {list(stats)})"
+                )
+            if not isinstance(wanted, Integral) or wanted < stats[label]:
+                raise ValueError(
+                    f"sampling_strategy asks for {wanted!r} rows of class {label!r}, which has "
+                    f"{stats[label]}: an over-sampler can only ask for at least as many rows "
+                    "as there are (an integer)"
+                )
+            targets[label] = int(wanted) - stats[label]
+        return targets
+    if isinstance(strategy, Real) and not isinstance(strategy, bool):
+        if len(classes) != 2:
+            raise ValueError(
+                "a float sampling_strategy (ratio of minority to majority rows) is only "
+                f"defined for 2 classes, y has {len(classes)}; use a dict instead"
+            )
+        if not 0 < strategy <= 1:
+            raise ValueError(f"a float sampling_strategy must be in (0, 1], got {strategy}")
+        n_new = int(n_max * strategy - stats[minority])
+        if n_new < 0:
+            raise ValueError(
+                f"sampling_strategy={strategy} asks for fewer minority rows "
+                f"({int(n_max * strategy)}) than there are ({stats[minority]}); an "
+                "over-sampler cannot remove rows: increase the ratio"
+            )
+        return {minority: n_new}
+    raise ValueError(f"sampling_strategy {strategy!r} is not a string, float, dict or callable")
+
+
+# ---------------------------------------------------------------------------------- FlowSampler
+
+
+def _generation_seed(random_state) -> int:
+    """The seed for generated rows: the third draw of ``random_state``'s stream.
+
+    An int seed gives ``fit`` its first two draws (weights, batch order); taking the third
+    keeps the latent draws independent of the initial weights while staying reproducible.
+    """
+    return int(check_random_state(random_state).randint(_SEED_MAX, size=3)[2])
+
+
+def _resampling_labels(y) -> np.ndarray:
+    """Class labels for resampling: 1-D (or a column), or a one-vs-all indicator matrix."""
+    if y is None:
+        raise ValueError(
+            "fit_resample requires y to be passed, but the target y is None: it needs class labels"
+        )
+    y = _as_target_array(y, None)
+    kind = type_of_target(y)
+    if kind == "multilabel-indicator":
+        if np.any(y.sum(axis=1) != 1):
+            raise ValueError(
+                "Multilabel and multioutput targets are not supported: a 2-D y must be a "
+                "one-vs-all encoding with a single 1 per row"
+            )
+        return y.argmax(axis=1)
+    if kind not in ("binary", "multiclass"):
+        raise ValueError(
+            f"Unknown label type: fit_resample needs class labels, got y of type {kind!r}"
+            + (
+                ". Multilabel and multioutput targets are not supported."
+                if kind.endswith("multioutput")
+                else ""
+            )
+        )
+    return y.ravel()
+
+
+def _resampled_output(X_in, y_in, X_new: np.ndarray, labels: np.ndarray, classes: np.ndarray):
+    """Original rows + generated rows, in the container types and dtypes of the input."""
+    is_frame = hasattr(X_in, "iloc") and hasattr(X_in, "columns")
+    X_arr = X_in.to_numpy() if is_frame else np.asarray(X_in)
+    dtype = X_arr.dtype if X_arr.dtype.kind == "f" else np.float64
+    X_res = np.concatenate([X_arr.astype(dtype, copy=False), X_new.astype(dtype)], axis=0)
+
+    y_arr = y_in.to_numpy() if hasattr(y_in, "to_numpy") else np.asarray(y_in)
+    if y_arr.ndim == 2 and y_arr.shape[1] > 1:  # one-vs-all in, one-vs-all out
+        new = (labels[:, None] == np.arange(y_arr.shape[1])[None, :]).astype(y_arr.dtype)
+        y_res = np.concatenate([y_arr, new], axis=0)
+    else:
+        y_res = np.concatenate([y_arr.ravel(), labels.astype(y_arr.dtype, copy=False)])
+        if y_arr.ndim == 2:
+            y_res = y_res[:, None]
+
+    if is_frame:
+        import pandas as pd
+
+        X_res = pd.DataFrame(X_res, columns=X_in.columns).astype(X_in.dtypes.to_dict())
+    elif isinstance(X_in, list):
+        X_res = X_res.tolist()
+    if hasattr(y_in, "to_frame") and hasattr(y_in, "name"):  # Series
+        import pandas as pd
+
+        y_res = pd.Series(y_res.ravel(), name=y_in.name, dtype=y_in.dtype)
+    elif hasattr(y_in, "columns"):
+        import pandas as pd
+
+        y_res = pd.DataFrame(y_res, columns=y_in.columns).astype(y_in.dtypes.to_dict())
+    elif isinstance(y_in, list):
+        y_res = y_res.tolist()
+    return X_res, y_res
+
+
+def _as_sampler_tags(tags):
+    """imbalanced-learn's tags (with ``sampler_tags``) when it is installed, else ``tags``."""
+    try:
+        from imblearn.utils._tags import InputTags, SamplerTags, Tags
+    except ImportError:
+        return tags
+    names = (
+        "target_tags", "transformer_tags", "classifier_tags", "regressor_tags",
+        "array_api_support", "no_validation", "non_deterministic", "requires_fit", "_skip_test",
+    )  # fmt: skip
+    fields = {name: getattr(tags, name) for name in names if hasattr(tags, name)}
+    inputs = InputTags(dataframe=True)
+    for name in ("two_d_array", "sparse", "allow_nan", "string", "categorical", "pairwise"):
+        if hasattr(tags.input_tags, name):
+            setattr(inputs, name, getattr(tags.input_tags, name))
+    return Tags(estimator_type="sampler", sampler_tags=SamplerTags(), input_tags=inputs, **fields)

@@ -1,0 +1,61 @@
+"""Reading ``y`` for the conditional estimators: missing values, shape, classes or conditions."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.utils.multiclass import type_of_target
+
+
+def _is_missing(values: np.ndarray) -> np.ndarray:
+    """Boolean mask of missing entries (NaN, None, pandas NA) in a 1-D or 2-D array."""
+    if values.dtype.kind in "fc":
+        return np.isnan(values)
+    if values.dtype.kind == "O":
+        flat = [
+            v is None
+            or (isinstance(v, float) and v != v)
+            or type(v).__name__ in ("NAType", "NaTType")
+            for v in values.ravel()
+        ]
+        return np.array(flat, dtype=bool).reshape(values.shape)
+    return np.zeros(values.shape, dtype=bool)
+
+
+def _as_target_array(y, n_rows: int | None, name: str = "y") -> np.ndarray:
+    """``y`` as a numpy array (1-D or 2-D), checked for length and missing values."""
+    if hasattr(y, "to_numpy"):  # pandas Series / DataFrame
+        y = y.to_numpy()
+    y = np.asarray(y)
+    if y.ndim == 0 or y.ndim > 2:
+        raise ValueError(f"{name} must be 1-D or 2-D, got an array of shape {y.shape}")
+    if n_rows is not None and y.shape[0] != n_rows:
+        raise ValueError(
+            f"{name} has {y.shape[0]} entries but X has {n_rows} rows; they must match"
+        )
+    missing = _is_missing(y)
+    if np.any(missing):
+        rows = np.flatnonzero(missing.reshape(len(y), -1).any(axis=1))
+        raise ValueError(
+            f"{name} contains missing values (NaN or None) at row(s) {rows[:10].tolist()}"
+            f"{' ...' if len(rows) > 10 else ''}: drop those rows or impute {name} first"
+        )
+    if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):
+        raise ValueError(f"{name} contains infinite values")
+    return y
+
+
+def _target_kind(y: np.ndarray) -> str:
+    """Tell "classes" from "continuous" by the documented rule (see FlowSampler's ``fit``)."""
+    if y.ndim == 2:
+        if y.dtype.kind not in "biuf":
+            raise ValueError(
+                "a 2-D y holds continuous conditions (one per column) and must be numeric; "
+                "pass class labels as a 1-D array"
+            )
+        return "continuous"
+    kind = type_of_target(y)
+    if kind in ("binary", "multiclass"):
+        return "classes"
+    if kind == "continuous":
+        return "continuous"
+    raise ValueError(f"Unknown label type: y of type {kind!r} is not supported")
