@@ -1,0 +1,67 @@
+"""
+Reading the training curves
+===========================
+
+A fitted estimator keeps its history: ``loss_curve_`` is the training negative log-likelihood
+after each epoch and ``validation_scores_`` the mean log-likelihood of the held-out validation
+rows (``validation_fraction`` of the data, 10% by default). Both are in nats per row, in the
+units of X, so the two curves can share one axis once the validation score is negated.
+
+On small data a flow over-fits quickly: the training loss keeps falling while the validation
+loss stops improving, and the gap between the two curves is what the model has memorised about
+its training rows. The left panel fits 500 rows without dropout, the right panel the same rows
+with the default ``dropout=0.2``, which keeps the curves together for longer. (With dropout
+the training loss is measured with dropout active, which is why it is not far below the
+validation loss.) Early stopping, on by default, keeps the weights of the best validation
+epoch, marked by the dotted line; it is switched off here in effect (``n_iter_no_change``
+equal to ``max_iter``) so that the whole curve is drawn. The jagged validation curve is what
+150 validation rows look like: compare settings by cross-validation, not by one curve.
+"""
+
+import warnings
+
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+from skflow import FlowDensity
+
+# The small max_iter below keeps the example fast; silence the warning that says so.
+warnings.filterwarnings("ignore", category=ConvergenceWarning)
+
+rng = np.random.default_rng(0)
+# A curved, heteroscedastic 3-D cloud: few rows for a flow of this size.
+t = rng.normal(size=500)
+X = np.column_stack(
+    [t, 0.5 * t**2 + 0.3 * rng.normal(size=500), np.sin(2 * t) + 0.2 * rng.normal(size=500)]
+)
+
+settings = {"dropout=0 (over-fits)": 0.0, "dropout=0.2 (the default)": 0.2}
+fits = {}
+for title, dropout in settings.items():
+    fits[title] = FlowDensity(
+        n_transforms=4,
+        hidden_layer_sizes=(64, 64),
+        dropout=dropout,
+        validation_fraction=0.3,  # more validation rows: a smoother validation curve
+        batch_size=50,
+        max_iter=40,
+        n_iter_no_change=40,  # let it run on past the best epoch, to see the whole curve
+        learning_rate_init=3e-3,
+        random_state=0,
+    ).fit(X)
+
+# %%
+# Plot both curves per fit, as negative log-likelihoods (lower is better).
+
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.3), sharey=True, layout="constrained")
+for ax, (title, est) in zip(axes, fits.items(), strict=True):
+    epochs = np.arange(1, len(est.loss_curve_) + 1)
+    ax.plot(epochs, est.loss_curve_, label="training loss (loss_curve_)")
+    validation_loss = -np.asarray(est.validation_scores_)
+    ax.plot(epochs, validation_loss, label="validation loss (-validation_scores_)")
+    best = int(np.argmax(est.validation_scores_)) + 1
+    ax.axvline(best, color="gray", ls=":", label=f"best validation epoch ({best})")
+    ax.set(title=title, xlabel="epoch", ylabel="negative log-likelihood (nats per row)")
+    ax.legend()
+plt.show()
