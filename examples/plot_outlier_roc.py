@@ -38,18 +38,22 @@ warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
 def load_data(random_state=0):
     """ADBench 2_annthyroid if a local copy exists, else a synthetic table; returns X, y, name."""
+    # Look next to the repository: from this file's location when run as a script, and from
+    # the working directory upwards otherwise (sphinx-gallery runs examples without __file__).
     try:
-        repository = Path(__file__).resolve().parents[1]
-    except NameError:  # run in an interactive session
-        repository = Path.cwd()
-    path = repository.parent / "shared" / "data" / "adbench" / "2_annthyroid.npz"
-    if path.exists():
-        data = np.load(path)
-        return data["X"], data["y"].astype(int), "ADBench 2_annthyroid"
+        places = [Path(__file__).resolve().parents[2]]
+    except NameError:
+        places = []
+    places += [Path.cwd(), *Path.cwd().parents]
+    for place in places:
+        path = place / "shared" / "data" / "adbench" / "2_annthyroid.npz"
+        if path.exists():
+            data = np.load(path)
+            return data["X"], data["y"].astype(int), "ADBench 2_annthyroid"
     rng = np.random.default_rng(random_state)
-    t = rng.normal(size=(3000, 1))
-    inliers = np.hstack([t, t**2, np.sin(2 * t), 0.5 * t]) + 0.2 * rng.normal(size=(3000, 4))
-    outliers = rng.uniform(-4, 4, size=(150, 4))
+    t = rng.normal(size=(5000, 1))
+    inliers = np.hstack([t, t**2, np.sin(2 * t), 0.5 * t]) + 0.2 * rng.normal(size=(5000, 4))
+    outliers = rng.uniform(-4, 4, size=(250, 4))
     X = np.vstack([inliers, outliers])
     y = np.r_[np.zeros(len(inliers), int), np.ones(len(outliers), int)]
     return X, y, "synthetic 4-D table"
