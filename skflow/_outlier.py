@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from numbers import Real
+from numbers import Integral, Real
 from typing import ClassVar
 
 import numpy as np
@@ -20,6 +20,9 @@ from ._docstrings import fill_flow_docs
 AUTO_TAIL_MASS = 0.01
 # Samples drawn from the fitted model to locate that density level.
 AUTO_N_SAMPLES = 20_000
+# max_samples="auto": training rows used at most. A density fitted to 50,000 random rows ranks
+# anomalies about as well as one fitted to millions, and fit time stays bounded as n grows.
+AUTO_MAX_SAMPLES = 50_000
 
 
 @fill_flow_docs
@@ -52,12 +55,20 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
         is the log-density below which the fitted model itself puts 1% of its probability
         (estimated from 20,000 of its own samples), so a row is an outlier when it lies outside
         the model's 99% highest-density region.
+    max_samples : "auto", int or float, default="auto"
+        Rows the flow is trained on, drawn at random without replacement (as in
+        :class:`~sklearn.ensemble.IsolationForest`): an int is a number of rows, a float a
+        fraction of them, "auto" is ``min(n_samples, 50_000)``. Fit time is then bounded on large
+        data (a 433,000-row table trains on 50,000 rows); every training row is still scored
+        to set ``offset_`` for a float ``contamination``.
     {flow_parameters}
 
     Attributes
     ----------
     offset_ : float
         Threshold on ``score_samples``: rows scoring below it are outliers.
+    max_samples_ : int
+        Number of rows the flow was trained on.
     {flow_attributes}
 
     See Also
@@ -86,11 +97,17 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
     _parameter_constraints: ClassVar[dict] = {
         **BaseFlowEstimator._parameter_constraints,
         "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
+        "max_samples": [
+            StrOptions({"auto"}),
+            Interval(Integral, 2, None, closed="left"),
+            Interval(Real, 0, 1, closed="right"),
+        ],
     }
 
     def __init__(
         self,
         contamination="auto",
+        max_samples="auto",
         coupling: str = "spline",
         n_transforms: int = 4,
         hidden_layer_sizes=(64, 64),
@@ -114,6 +131,7 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
         warm_start: bool = False,
     ) -> None:
         self.contamination = contamination
+        self.max_samples = max_samples
         self.coupling = coupling
         self.n_transforms = n_transforms
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -156,12 +174,33 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
         self._validate_params()
         warm = self.warm_start and hasattr(self, "flow_")
         X = self._validate_X(X, reset=not warm)
-        self._fit_flow(X, sample_weight=sample_weight)
+        rows = self._training_rows(X.shape[0])
+        if rows is not None:
+            X_fit = X[rows]
+            sample_weight = None if sample_weight is None else np.asarray(sample_weight)[rows]
+        else:
+            X_fit = X
+        self._fit_flow(X_fit, sample_weight=sample_weight)
         if self.contamination == "auto":
             self.offset_ = self._model_density_quantile(AUTO_TAIL_MASS)
         else:
             self.offset_ = float(np.percentile(self._log_density(X), 100 * self.contamination))
         return self
+
+    def _training_rows(self, n_rows: int) -> np.ndarray | None:
+        """Random subset of rows to train on, or None for all of them."""
+        if self.max_samples == "auto":
+            n_fit = min(n_rows, AUTO_MAX_SAMPLES)
+        elif isinstance(self.max_samples, Integral):
+            n_fit = min(n_rows, int(self.max_samples))
+        else:
+            n_fit = max(2, int(self.max_samples * n_rows))
+        self.max_samples_ = n_fit
+        if n_fit >= n_rows:
+            return None
+        # A stream of its own, so the flow's seeds are those of a fit on the subset.
+        seed = int(check_random_state(self.random_state).randint(_SEED_MAX)) ^ 0x2545F491
+        return np.sort(np.random.RandomState(seed).choice(n_rows, n_fit, replace=False))
 
     def _model_density_quantile(self, mass: float) -> float:
         """The log-density level below which the fitted model puts ``mass`` of its probability."""

@@ -116,3 +116,13 @@ def test_invalid_contamination_is_refused():
     X = np.random.default_rng(0).normal(size=(50, 2))
     with pytest.raises(ValueError, match="contamination"):
         FlowOutlierDetector(contamination=0.7, **TINY).fit(X)
+
+
+def test_max_samples_bounds_the_training_rows(gaussian_with_outliers):
+    X, _ = gaussian_with_outliers
+    det = FlowOutlierDetector(max_samples=200, contamination=0.1, random_state=0, **TINY).fit(X)
+    assert det.max_samples_ == 200
+    # The threshold still comes from every training row's score.
+    assert np.mean(det.predict(X) == -1) == pytest.approx(0.1, abs=1 / len(X))
+    assert FlowOutlierDetector(max_samples=0.5, **TINY).fit(X).max_samples_ == len(X) // 2
+    assert FlowOutlierDetector(**TINY).fit(X).max_samples_ == len(X)
