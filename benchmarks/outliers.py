@@ -347,7 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
 def combine(stems: list[str], output: str) -> int:
     """Merge runs of different methods on the same datasets and seeds into one report."""
     loaded = [json.loads((RESULTS_DIR / f"{stem}.json").read_text()) for stem in stems]
-    methods = [m for run in loaded for m in run["config"]["methods"]]
+    # A method may come from several runs (e.g. the flow on different datasets).
+    methods = list(dict.fromkeys(m for run in loaded for m in run["config"]["methods"]))
     by_name: dict[str, dict] = {}
     for run in loaded:
         if run["config"]["seeds"] != loaded[0]["config"]["seeds"]:
