@@ -38,13 +38,13 @@ root_doc = "index"
 templates_path = ["_templates"]
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "auto_examples/*.ipynb"]
 
-# API reference: one generated page per public name; the estimator and class templates live in
-# _templates/autosummary.
+# API reference: one generated page per public name, from the templates in _templates/
+# (estimator.rst also lists the methods inherited from scikit-learn, such as get_params).
 autosummary_generate = True
 autosummary_imported_members = True
 autodoc_default_options = {"member-order": "groupwise"}
 autodoc_typehints = "none"  # the numpydoc Parameters sections already give the types
-numpydoc_show_class_members = False  # autosummary templates list the members instead
+numpydoc_show_class_members = False  # the templates (_templates/) list the members
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
 
@@ -103,6 +103,18 @@ def _escape_shape_names(app, what, name, obj, options, lines):
             lines[i] = _SHAPE_NAME.sub(r"\1\\_", line)
 
 
+# Methods inherited from scikit-learn (get_params, set_output, set_fit_request, ...) link to
+# labels and glossary terms of scikit-learn's own docs, which this build cannot resolve offline:
+# keep their text, drop the link.
+_SPHINX_ROLE = re.compile(r":(?:ref|term|class|func|meth|attr|obj):`~?([^`<]*?)\s*(?:<[^>]*>)?`")
+
+
+def _unlink_sklearn_roles(app, what, name, obj, options, lines):
+    if getattr(obj, "__module__", "").startswith("sklearn."):
+        lines[:] = [_SPHINX_ROLE.sub(r"\1", line) for line in lines]
+
+
 def setup(app):
     # numpydoc reformats docstrings at the default priority (500); run before it.
     app.connect("autodoc-process-docstring", _escape_shape_names, priority=400)
+    app.connect("autodoc-process-docstring", _unlink_sklearn_roles, priority=400)
