@@ -1,0 +1,265 @@
+"""Scaling benchmark: fit + score time and peak memory against the number of rows (d = 10).
+
+Each point runs in a fresh subprocess (one torch thread, one BLAS thread), which loads its
+data, resets the process's peak resident set (``/proc/self/clear_refs``), fits and scores,
+and reports wall-clock times and the peak memory added on top of the loaded data.
+
+* ``flow``: ``FlowDensity(n_transforms=4, hidden_layer_sizes=(64, 64), max_iter=2)`` (a
+  fixed, small number of epochs, so the times measure cost per row rather than convergence;
+  early stopping, batch size "auto" and the rest at their defaults), then ``score_samples``
+  on all n rows.
+* ``kde``: ``KernelDensity(bandwidth="scott")`` (a kd-tree) fitted on n rows; its
+  ``score_samples`` cost grows with n per query row, so it scores ``min(n, 2000)`` rows and
+  the time for all n rows is extrapolated linearly (marked in the report); once one point's
+  measured scoring takes more than ``--kde-cap`` seconds, larger n are skipped.
+
+Data: ``funnel_10d`` samples (synthetic, d = 10) at n = 1e3 ... 1e6, and the ADBench
+``11_donors`` table (619,326 x 10, in ../shared/data/adbench), a 1e5-row subsample and in full.
+
+Examples
+--------
+``python benchmarks/scaling.py``: the full run (about 10 minutes on 2 loaded cores).
+``python benchmarks/scaling.py --quick``: n up to 1e4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))
+
+from benchmarks.datasets import ADBENCH_DIR, get_synthetic  # noqa: E402
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+DOCS_DIR = ROOT / "docs"
+KDE_QUERY_ROWS = 2_000
+FLOW_PARAMS = {"n_transforms": 4, "hidden_layer_sizes": (64, 64), "max_iter": 2,
+               "device": "cpu", "random_state": 0}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="n up to 1e4 only")
+    p.add_argument("--sizes", nargs="+", type=int, default=None,
+                   help="synthetic sizes (default 1e3 1e4 1e5 1e6)")
+    p.add_argument("--kde-cap", type=float, default=20.0,
+                   help="no larger KDE points once one took this many seconds (measured)")
+    p.add_argument("--no-donors", action="store_true", help="synthetic data only")
+    p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--output", default=None, help="results stem (default scaling)")
+    p.add_argument("--child", nargs=3, metavar=("METHOD", "DATA", "N"), help=argparse.SUPPRESS)
+    return p
+
+
+# ----------------------------------------------------------------------------------------
+# One point (child process)
+# ----------------------------------------------------------------------------------------
+
+
+def load(data: str, n: int) -> np.ndarray:
+    if data == "funnel_10d":
+        return get_synthetic("funnel_10d").sample(n, np.random.default_rng(0))
+    X = np.load(ADBENCH_DIR / "11_donors.npz")["X"].astype(np.float64)
+    if n < len(X):
+        X = X[np.random.default_rng(0).choice(len(X), n, replace=False)]
+    return X
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(field)
+
+
+def child(method: str, data: str, n: int) -> dict:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    threadpool_limits(1)
+    X = load(data, n)
+    # Warm up the code path on a few rows so lazily loaded kernels are not charged to the run.
+    if method == "flow":
+        from skflow import FlowDensity
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            FlowDensity(**{**FLOW_PARAMS, "max_iter": 1}).fit(X[:300]).score_samples(X[:300])
+    else:
+        from sklearn.neighbors import KernelDensity
+
+        KernelDensity(bandwidth="scott").fit(X[:300]).score_samples(X[:300])
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")
+    before = _status_kib("VmRSS")
+    out: dict = {"method": method, "data": data, "n": len(X), "d": X.shape[1]}
+    start = time.perf_counter()
+    if method == "flow":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = FlowDensity(**FLOW_PARAMS).fit(X)
+        out["fit_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        scores = model.score_samples(X)
+        out["score_s"] = time.perf_counter() - start
+        out["batch_size"] = model._training_config(int(0.9 * len(X))).batch_size
+    else:
+        model = KernelDensity(bandwidth="scott").fit(X)
+        out["fit_s"] = time.perf_counter() - start
+        query = X[:KDE_QUERY_ROWS]
+        start = time.perf_counter()
+        scores = model.score_samples(query)
+        measured = time.perf_counter() - start
+        out["measured_s"] = measured
+        out["score_s"] = measured * len(X) / len(query)
+        out["score_extrapolated"] = len(query) < len(X)
+    out["finite"] = bool(np.isfinite(scores).all())
+    out["peak_mib"] = (_status_kib("VmHWM") - before) / 1024
+    out["data_mib"] = X.nbytes / 2**20
+    return out
+
+
+def run_point(method: str, data: str, n: int) -> dict | None:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", method, data, str(n)]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    try:
+        return json.loads(result.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        print(f"{method} {data} n={n} failed: {result.stderr[-800:]}", flush=True)
+        return None
+
+
+# ----------------------------------------------------------------------------------------
+# Report and plot
+# ----------------------------------------------------------------------------------------
+
+
+def write_report(results: dict, path: Path) -> None:
+    lines = [
+        "# Scaling: fit + score time and peak memory against n (d = 10)",
+        "",
+        f"Run {results['started']} on {results['machine']}; `{results['command']}`; "
+        f"{results['wall_s']:.0f} s in all. One torch thread, one BLAS thread, each point in "
+        "a fresh process. The machine was shared with other jobs: absolute times are "
+        "inflated by their load.",
+        "",
+        f"Flow: `FlowDensity({', '.join(f'{k}={v!r}' for k, v in FLOW_PARAMS.items())})`, "
+        "i.e. a fixed 2 epochs (not a converged fit), then `score_samples` on all n rows. "
+        "KDE: `KernelDensity(bandwidth='scott')` (kd-tree), scoring "
+        f"{KDE_QUERY_ROWS} rows, time for all n rows extrapolated linearly (*). Peak memory: "
+        "the largest resident set during fit + score minus the resident set with the data "
+        "loaded (MiB).",
+        "",
+        "| data | n | method | fit s | score s | fit + score s | peak MiB | data MiB | batch |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results["points"]:
+        star = " *" if r.get("score_extrapolated") else ""
+        lines.append(
+            f"| {r['data']} | {r['n']:,} | {r['method']} | {r['fit_s']:.2f} | "
+            f"{r['score_s']:.2f}{star} | {r['fit_s'] + r['score_s']:.1f}{star} | "
+            f"{r['peak_mib']:.0f} | {r['data_mib']:.0f} | {r.get('batch_size', '-')} |"
+        )
+    lines += ["", *results.get("notes", [])]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.2))
+    styles = {"flow": ("C0", "skflow FlowDensity (2 epochs)"),
+              "kde": ("C3", "KernelDensity (kd-tree)")}
+    for method, (color, label) in styles.items():
+        for data, marker, ls in (("funnel_10d", "o", "-"), ("11_donors", "s", "--")):
+            pts = sorted((r for r in results["points"]
+                          if r["method"] == method and r["data"] == data), key=lambda r: r["n"])
+            if not pts:
+                continue
+            n = [r["n"] for r in pts]
+            total = [r["fit_s"] + r["score_s"] for r in pts]
+            ax_t.plot(n, total, marker=marker, ls=ls, color=color, label=f"{label}, {data}")
+            for r, t in zip(pts, total, strict=True):
+                if r.get("score_extrapolated"):
+                    ax_t.plot(r["n"], t, marker=marker, color=color, mfc="white", ms=9)
+            ax_m.plot(n, [max(r["peak_mib"], 0.5) for r in pts], marker=marker, ls=ls,
+                      color=color, label=f"{label}, {data}")
+    ax_t.set(xscale="log", yscale="log", xlabel="rows n (d = 10)",
+             ylabel="fit + score time (s, 1 thread)",
+             title="Time (open markers: KDE scoring extrapolated)")
+    ax_m.set(xscale="log", yscale="log", xlabel="rows n (d = 10)",
+             ylabel="peak memory above the data (MiB)", title="Peak memory")
+    for ax in (ax_t, ax_m):
+        ax.grid(True, which="both", alpha=0.3)
+    ax_t.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    if args.child:
+        method, data, n = args.child
+        print(json.dumps(child(method, data, int(n))))
+        return
+    sizes = args.sizes or ([1000, 10_000] if args.quick else [1000, 10_000, 100_000, 1_000_000])
+    datasets = [("funnel_10d", sizes)]
+    if not args.no_donors and (ADBENCH_DIR / "11_donors.npz").exists():
+        donors = [1000] if args.quick else [100_000, 619_326]
+        datasets.append(("11_donors", donors))
+    t0 = time.perf_counter()
+    results: dict = {
+        "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "command": "python benchmarks/scaling.py" + (" " + " ".join(sys.argv[1:])
+                                                     if argv is None and sys.argv[1:] else ""),
+        "points": [], "notes": [],
+    }
+    for data, ns in datasets:
+        kde_on = True
+        for n in ns:
+            methods = ["flow"] + (["kde"] if kde_on else [])
+            for method in methods:
+                r = run_point(method, data, n)
+                if r is None:
+                    continue
+                results["points"].append(r)
+                print(json.dumps(r), flush=True)
+                if method == "kde" and r["measured_s"] > args.kde_cap:
+                    kde_on = False
+                    results["notes"].append(
+                        f"KDE on {data} stopped after n = {n:,}: scoring {KDE_QUERY_ROWS} rows "
+                        f"took {r['measured_s']:.0f} s (> {args.kde_cap:.0f} s); all n rows "
+                        f"would take about {r['score_s']:.0f} s."
+                    )
+    results["wall_s"] = time.perf_counter() - t0
+    stem = args.output or ("scaling_quick" if args.quick else "scaling")
+    RESULTS_DIR.mkdir(exist_ok=True)
+    (RESULTS_DIR / f"{stem}.json").write_text(json.dumps(results, indent=1))
+    write_report(results, RESULTS_DIR / f"{stem}.md")
+    if not args.no_plot:
+        plot(results, DOCS_DIR / ("scaling.png" if not args.quick else "scaling_quick.png"))
+    print(f"wrote {RESULTS_DIR / stem}.md ({results['wall_s']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
