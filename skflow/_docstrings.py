@@ -55,10 +55,10 @@ FLOW_PARAMETERS = """\
     device : {"auto", "cpu", "cuda", "cuda:N"} or torch.device, default="auto"
         Where to train: "auto" uses a GPU when CUDA is available, otherwise the CPU.
     n_jobs : int or None, default=None
-        Torch threads used while fitting and predicting on the CPU. None means 1 (unless in a
-        joblib ``parallel_backend`` context), which is fastest for the small kernels of a flow
-        and never oversubscribes the cores when scikit-learn runs fits in parallel; -1 uses
-        all cores. The process's thread setting is restored afterwards.
+        Torch threads used while fitting and predicting on the CPU. None means 1, which is
+        fastest for the small kernels of a flow and never oversubscribes the cores when
+        scikit-learn, joblib or dask run several fits in parallel; -1 uses all cores. The
+        process's thread setting is restored afterwards.
     random_state : int, RandomState instance or None, default=None
         Seeds weights, batch order and the validation split. The global torch RNG is untouched.
     verbose : int, default=0

@@ -18,8 +18,12 @@ from joblib import effective_n_jobs
 
 @contextmanager
 def torch_threads(n_jobs: int | None) -> Iterator[int]:
-    """Run the block with ``effective_n_jobs(n_jobs)`` torch intra-op threads."""
-    wanted = max(1, int(effective_n_jobs(n_jobs)))
+    """Run the block with one torch intra-op thread for ``n_jobs=None``, otherwise
+    ``effective_n_jobs(n_jobs)`` (-1: all cores)."""
+    # None is always one thread: joblib's effective_n_jobs(None) is the size of the active
+    # backend (a dask cluster's total thread count), and every fit in that cluster would
+    # then run that many threads at once.
+    wanted = 1 if n_jobs is None else max(1, int(effective_n_jobs(n_jobs)))
     previous = torch.get_num_threads()
     if wanted != previous:
         torch.set_num_threads(wanted)

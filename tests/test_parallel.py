@@ -114,11 +114,5 @@ def test_grid_search_on_dask_local_cluster(dask_search):
     assert np.isfinite(dask_search.best_score_)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="skflow/_threads.py turns n_jobs=None into joblib.effective_n_jobs(None), which "
-    "under the dask backend is the cluster's total thread count (2 here), so every concurrent "
-    "fit runs 2 torch threads; n_jobs=None should mean one torch thread",
-)
 def test_dask_workers_use_one_torch_thread(dask_search):
     assert set(_test_scores(dask_search, "threads")) == {1.0}
