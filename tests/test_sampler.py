@@ -303,3 +303,17 @@ def test_oversampler_in_imblearn_pipeline_and_cross_validate(tiny_params):
     )
     with pytest.raises(TypeError, match="fit_resample"):
         bad.fit(X, y)
+
+
+def test_a_real_data_classifier_recognises_generated_rows(fitted):
+    """A classifier trained on real rows labels generated rows of class k as k about as often
+    as real held-out rows of k (the minority class included)."""
+    from sklearn.discriminant_analysis import QuadraticDiscriminantAnalysis
+
+    est, X, y = fitted
+    clf = QuadraticDiscriminantAnalysis().fit(X, y)
+    X_held, y_held = _classes(seed=7)
+    for k in range(3):
+        real = np.mean(clf.predict(X_held[y_held == k]) == k)
+        generated, _ = est.sample(2000, y=k, random_state=k)
+        assert np.mean(clf.predict(generated) == k) == pytest.approx(real, abs=0.03), k
