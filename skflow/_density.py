@@ -123,6 +123,21 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         -------
         self : FlowDensity
             The fitted estimator.
+
+        See Also
+        --------
+        score_samples : Log-density of each row.
+        sample : Draw new rows from the learned density.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skflow import FlowDensity
+        >>> X = np.random.default_rng(0).normal(size=(200, 2))
+        >>> est = FlowDensity(n_transforms=2, hidden_layer_sizes=(16,), max_iter=3,
+        ...                   random_state=0).fit(X)
+        >>> est.n_features_in_
+        2
         """
         self._validate_params()
         warm = self.warm_start and hasattr(self, "flow_")
@@ -143,6 +158,22 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         -------
         log_density : ndarray of shape (n_samples,), dtype float64
             ``log p(x)`` per row; far-away rows get very low but finite values.
+
+        See Also
+        --------
+        score : Mean log-likelihood.
+        sample : Draw new rows from the learned density.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skflow import FlowDensity
+        >>> X = np.random.default_rng(0).normal(size=(200, 2))
+        >>> est = FlowDensity(n_transforms=2, hidden_layer_sizes=(16,), max_iter=3,
+        ...                   random_state=0).fit(X)
+        >>> log_density = est.score_samples(X[:3])
+        >>> log_density.shape, log_density.dtype
+        ((3,), dtype('float64'))
         """
         check_is_fitted(self, "flow_")
         return self._log_density(self._validate_X(X, reset=False))
@@ -161,6 +192,21 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         -------
         score : float
             Mean of :meth:`score_samples`.
+
+        See Also
+        --------
+        score_samples : Log-density of each row.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skflow import FlowDensity
+        >>> X = np.random.default_rng(0).normal(size=(200, 2))
+        >>> est = FlowDensity(n_transforms=2, hidden_layer_sizes=(16,), max_iter=3,
+        ...                   random_state=0).fit(X)
+        >>> score = est.score(X)
+        >>> isinstance(score, float), bool(np.isfinite(score))
+        (True, True)
         """
         return float(np.mean(self.score_samples(X)))
 
@@ -185,6 +231,22 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         -------
         X_new : ndarray of shape (n_samples, n_features_in_), dtype float64
             Samples in the units of the training data (always finite).
+
+        See Also
+        --------
+        score_samples : Log-density of each row.
+        inverse_transform : Map latent points back to data space.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skflow import FlowDensity
+        >>> X = np.random.default_rng(0).normal(size=(200, 2))
+        >>> est = FlowDensity(n_transforms=2, hidden_layer_sizes=(16,), max_iter=3,
+        ...                   random_state=0).fit(X)
+        >>> X_new = est.sample(5, random_state=0)
+        >>> X_new.shape, bool(np.all(np.isfinite(X_new)))
+        ((5, 2), True)
         """
         check_is_fitted(self, "flow_")
         return self._from_latent(self._sample_latent(n_samples, random_state))
@@ -201,6 +263,22 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         -------
         Z : ndarray of shape (n_samples, n_features_in_)
             Latent coordinates; for data from the learned density, ``Z ~ N(0, I)``.
+
+        See Also
+        --------
+        inverse_transform : Map latent points back to data space.
+        score_samples : Log-density of each row.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skflow import FlowDensity
+        >>> X = np.random.default_rng(0).normal(size=(200, 2))
+        >>> est = FlowDensity(n_transforms=2, hidden_layer_sizes=(16,), max_iter=3,
+        ...                   random_state=0).fit(X)
+        >>> Z = est.transform(X[:4])
+        >>> Z.shape
+        (4, 2)
         """
         check_is_fitted(self, "flow_")
         return self._to_latent(self._validate_X(X, reset=False))
@@ -217,6 +295,22 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         -------
         X_original : ndarray of shape (n_samples, n_features_in_)
             Points in the units of the training data.
+
+        See Also
+        --------
+        transform : Map rows to the latent space.
+        sample : Draw new rows from the learned density.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skflow import FlowDensity
+        >>> X = np.random.default_rng(0).normal(size=(200, 2))
+        >>> est = FlowDensity(n_transforms=2, hidden_layer_sizes=(16,), max_iter=3,
+        ...                   random_state=0).fit(X)
+        >>> Z = est.transform(X[:4])
+        >>> bool(np.allclose(est.inverse_transform(Z), X[:4], atol=1e-4))
+        True
         """
         check_is_fitted(self, "flow_")
         return self._from_latent(self._validate_latent(X))

@@ -170,6 +170,21 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
         -------
         self : FlowOutlierDetector
             The fitted detector.
+
+        See Also
+        --------
+        score_samples : Log-density of each row.
+        predict : Label each row as inlier (+1) or outlier (-1).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skflow import FlowOutlierDetector
+        >>> X = np.random.default_rng(0).normal(size=(200, 2))
+        >>> det = FlowOutlierDetector(n_transforms=2, hidden_layer_sizes=(16,), max_iter=3,
+        ...                           random_state=0).fit(X)
+        >>> det.max_samples_, isinstance(det.offset_, float)
+        (200, True)
         """
         self._validate_params()
         warm = self.warm_start and hasattr(self, "flow_")
@@ -226,6 +241,22 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
         -------
         scores : ndarray of shape (n_samples,)
             ``log p(x)`` per row (see :meth:`FlowDensity.score_samples`); always finite.
+
+        See Also
+        --------
+        decision_function : Shifted scores, negative for outliers.
+        FlowDensity.score_samples : Log-density of each row.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skflow import FlowOutlierDetector
+        >>> X = np.random.default_rng(0).normal(size=(200, 2))
+        >>> det = FlowOutlierDetector(n_transforms=2, hidden_layer_sizes=(16,), max_iter=3,
+        ...                           random_state=0).fit(X)
+        >>> scores = det.score_samples([[0.0, 0.0], [6.0, 6.0]])
+        >>> scores.shape, bool(scores[0] > scores[1])
+        ((2,), True)
         """
         check_is_fitted(self, "flow_")
         return self._log_density(self._validate_X(X, reset=False))
@@ -242,6 +273,22 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
         -------
         decision : ndarray of shape (n_samples,)
             ``score_samples(X) - offset_``.
+
+        See Also
+        --------
+        score_samples : Log-density of each row.
+        predict : Label each row as inlier (+1) or outlier (-1).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skflow import FlowOutlierDetector
+        >>> X = np.random.default_rng(0).normal(size=(200, 2))
+        >>> det = FlowOutlierDetector(n_transforms=2, hidden_layer_sizes=(16,), max_iter=3,
+        ...                           random_state=0).fit(X)
+        >>> decision = det.decision_function([[0.0, 0.0], [6.0, 6.0]])
+        >>> (decision > 0).tolist()
+        [True, False]
         """
         return self.score_samples(X) - self.offset_
 
@@ -257,6 +304,21 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
         -------
         labels : ndarray of shape (n_samples,)
             +1 where ``decision_function(X) >= 0``, otherwise -1.
+
+        See Also
+        --------
+        decision_function : Shifted scores, negative for outliers.
+        fit_predict : Fit, then label the training rows.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skflow import FlowOutlierDetector
+        >>> X = np.random.default_rng(0).normal(size=(200, 2))
+        >>> det = FlowOutlierDetector(n_transforms=2, hidden_layer_sizes=(16,), max_iter=3,
+        ...                           random_state=0).fit(X)
+        >>> det.predict([[0.0, 0.0], [6.0, 6.0]]).tolist()
+        [1, -1]
         """
         return np.where(self.decision_function(X) < 0, -1, 1)
 

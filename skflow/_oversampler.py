@@ -145,12 +145,31 @@ n_iter_no_change, tol, discrete_features, device, n_jobs, random_state, verbose,
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Training data.
         y : array-like of shape (n_samples,)
             Class labels (at least 2 classes).
 
         Returns
         -------
         self : FlowOverSampler
+            The fitted sampler.
+
+        See Also
+        --------
+        fit_resample : Fit, then add generated rows that rebalance the classes.
+        FlowSampler.fit : Fit the flow by maximum likelihood.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skflow import FlowOverSampler
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.r_[rng.normal(-2, 1, size=(150, 2)), rng.normal(2, 1, size=(50, 2))]
+        >>> y = np.r_[np.zeros(150, int), np.ones(50, int)]
+        >>> sampler = FlowOverSampler(n_transforms=2, hidden_layer_sizes=(16,), max_iter=3,
+        ...                           random_state=0)
+        >>> sampler.fit(X, y).sampling_strategy_
+        {1: 100}
         """
         self._validate_params()
         X = self._validate_X(X, reset=True)
@@ -174,6 +193,7 @@ n_iter_no_change, tol, discrete_features, device, n_jobs, random_state, verbose,
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Training data.
         y : array-like of shape (n_samples,)
             Class labels (at least 2 classes); a one-vs-all indicator matrix is accepted and
             returned in the same encoding.
@@ -184,6 +204,24 @@ n_iter_no_change, tol, discrete_features, device, n_jobs, random_state, verbose,
             Same container and float dtype as X (lists and DataFrames are kept).
         y_resampled : array-like of shape (n_samples_new,)
             Same container and dtype as y.
+
+        See Also
+        --------
+        fit : Fit the flow and work out how many rows each class will get.
+        FlowSampler.fit_resample : Fit, then add generated rows that rebalance the classes.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skflow import FlowOverSampler
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.r_[rng.normal(-2, 1, size=(150, 2)), rng.normal(2, 1, size=(50, 2))]
+        >>> y = np.r_[np.zeros(150, int), np.ones(50, int)]
+        >>> sampler = FlowOverSampler(n_transforms=2, hidden_layer_sizes=(16,), max_iter=3,
+        ...                           random_state=0)
+        >>> X_res, y_res = sampler.fit_resample(X, y)
+        >>> X_res.shape, np.bincount(y_res).tolist()
+        ((300, 2), [150, 150])
         """
         self.fit(X, y)
         return self.sampler_._resample(

@@ -171,6 +171,23 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
         -------
         self : FlowSampler
             The fitted estimator.
+
+        See Also
+        --------
+        score_samples : Log-density of each row.
+        sample : Draw new rows from the learned density.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skflow import FlowSampler
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.r_[rng.normal(-2, 1, size=(150, 2)), rng.normal(2, 1, size=(50, 2))]
+        >>> y = np.r_[np.zeros(150, int), np.ones(50, int)]
+        >>> est = FlowSampler(n_transforms=2, hidden_layer_sizes=(16,), max_iter=3,
+        ...                   random_state=0).fit(X, y)
+        >>> est.target_type_, est.classes_.tolist()
+        ('classes', [0, 1])
         """
         self._validate_params()
         warm = self.warm_start and hasattr(self, "flow_")
@@ -342,6 +359,26 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
             Samples in the units of the training data.
         y_new : ndarray of shape (n_rows,) or (n_rows, n_conditions_), or None
             The label or condition of each row (None for an unconditional model).
+
+        See Also
+        --------
+        score_samples : Log-density of each row.
+        fit_resample : Fit, then add generated rows that rebalance the classes.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skflow import FlowSampler
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.r_[rng.normal(-2, 1, size=(150, 2)), rng.normal(2, 1, size=(50, 2))]
+        >>> y = np.r_[np.zeros(150, int), np.ones(50, int)]
+        >>> est = FlowSampler(n_transforms=2, hidden_layer_sizes=(16,), max_iter=3,
+        ...                   random_state=0).fit(X, y)
+        >>> X_new, y_new = est.sample(3, y=1, random_state=0)
+        >>> X_new.shape, y_new.tolist()
+        ((3, 2), [1, 1, 1])
+        >>> est.sample(y=[0, 1, 1], random_state=0)[1].tolist()
+        [0, 1, 1]
         """
         check_is_fitted(self, "flow_")
         rng = check_random_state(random_state)
@@ -366,6 +403,26 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
         Returns
         -------
         log_density : ndarray of shape (n_samples,), dtype float64
+            ``log p(x | y)`` (or ``log p(x)``) per row; always finite.
+
+        See Also
+        --------
+        score : Mean log-likelihood.
+        predict_proba : Class probabilities by Bayes' rule.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skflow import FlowSampler
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.r_[rng.normal(-2, 1, size=(150, 2)), rng.normal(2, 1, size=(50, 2))]
+        >>> y = np.r_[np.zeros(150, int), np.ones(50, int)]
+        >>> est = FlowSampler(n_transforms=2, hidden_layer_sizes=(16,), max_iter=3,
+        ...                   random_state=0).fit(X, y)
+        >>> est.score_samples(X[:3], y[:3]).shape
+        (3,)
+        >>> est.score_samples(X[:3]).shape
+        (3,)
         """
         check_is_fitted(self, "flow_")
         X = self._validate_X(X, reset=False)
@@ -386,6 +443,24 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
         Returns
         -------
         score : float
+            Mean of :meth:`score_samples`.
+
+        See Also
+        --------
+        score_samples : Log-density of each row.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skflow import FlowSampler
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.r_[rng.normal(-2, 1, size=(150, 2)), rng.normal(2, 1, size=(50, 2))]
+        >>> y = np.r_[np.zeros(150, int), np.ones(50, int)]
+        >>> est = FlowSampler(n_transforms=2, hidden_layer_sizes=(16,), max_iter=3,
+        ...                   random_state=0).fit(X, y)
+        >>> score = est.score(X, y)
+        >>> isinstance(score, float), bool(np.isfinite(score))
+        (True, True)
         """
         return float(np.mean(self.score_samples(X, y)))
 
@@ -410,10 +485,30 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Rows to classify.
 
         Returns
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
+            ``log p(k | x)``; columns follow ``classes_``.
+
+        See Also
+        --------
+        predict_proba : Class probabilities by Bayes' rule.
+        predict : Most probable class of each row.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skflow import FlowSampler
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.r_[rng.normal(-2, 1, size=(150, 2)), rng.normal(2, 1, size=(50, 2))]
+        >>> y = np.r_[np.zeros(150, int), np.ones(50, int)]
+        >>> est = FlowSampler(n_transforms=2, hidden_layer_sizes=(16,), max_iter=3,
+        ...                   random_state=0).fit(X, y)
+        >>> log_proba = est.predict_log_proba(X[:3])
+        >>> log_proba.shape, bool(np.all(log_proba <= 0))
+        ((3, 2), True)
         """
         check_is_fitted(self, "flow_")
         joint = self._joint_log_density(self._validate_X(X, reset=False))
@@ -428,11 +523,30 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Rows to classify.
 
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
             Rows sum to 1; columns follow ``classes_``.
+
+        See Also
+        --------
+        predict_log_proba : Log of the class probabilities.
+        predict : Most probable class of each row.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skflow import FlowSampler
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.r_[rng.normal(-2, 1, size=(150, 2)), rng.normal(2, 1, size=(50, 2))]
+        >>> y = np.r_[np.zeros(150, int), np.ones(50, int)]
+        >>> est = FlowSampler(n_transforms=2, hidden_layer_sizes=(16,), max_iter=3,
+        ...                   random_state=0).fit(X, y)
+        >>> proba = est.predict_proba(X[:3])
+        >>> proba.shape, bool(np.allclose(proba.sum(axis=1), 1.0))
+        ((3, 2), True)
         """
         return np.exp(self.predict_log_proba(X))
 
@@ -443,10 +557,29 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Rows to classify.
 
         Returns
         -------
         labels : ndarray of shape (n_samples,)
+            Entries of ``classes_``.
+
+        See Also
+        --------
+        predict_proba : Class probabilities by Bayes' rule.
+        score_samples : Log-density of each row.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skflow import FlowSampler
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.r_[rng.normal(-2, 1, size=(150, 2)), rng.normal(2, 1, size=(50, 2))]
+        >>> y = np.r_[np.zeros(150, int), np.ones(50, int)]
+        >>> est = FlowSampler(n_transforms=2, hidden_layer_sizes=(16,), max_iter=3,
+        ...                   random_state=0).fit(X, y)
+        >>> est.predict([[-3.0, 0.0], [3.0, 0.0]]).tolist()
+        [0, 1]
         """
         best = np.argmax(self.predict_log_proba(X), axis=1)
         return self.classes_[best]
@@ -465,6 +598,24 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
         Returns
         -------
         Z : ndarray of shape (n_samples, n_features_in_)
+            Latent coordinates; for data from the learned ``p(x | y)``, ``Z ~ N(0, I)``.
+
+        See Also
+        --------
+        inverse_transform : Map latent points back to data space.
+        fit_transform : Fit, then map the training rows to the latent space.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skflow import FlowSampler
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.r_[rng.normal(-2, 1, size=(150, 2)), rng.normal(2, 1, size=(50, 2))]
+        >>> y = np.r_[np.zeros(150, int), np.ones(50, int)]
+        >>> est = FlowSampler(n_transforms=2, hidden_layer_sizes=(16,), max_iter=3,
+        ...                   random_state=0).fit(X, y)
+        >>> est.transform(X[:4], y[:4]).shape
+        (4, 2)
         """
         check_is_fitted(self, "flow_")
         X = self._validate_X(X, reset=False)
@@ -476,12 +627,32 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Training data.
         y : array-like or None, default=None
+            As in :meth:`fit`.
         sample_weight : array-like of shape (n_samples,), default=None
+            As in :meth:`fit`.
 
         Returns
         -------
         Z : ndarray of shape (n_samples, n_features_in_)
+            Latent coordinates of ``X``.
+
+        See Also
+        --------
+        fit : Fit the flow by maximum likelihood.
+        transform : Map rows to the latent space.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skflow import FlowSampler
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.r_[rng.normal(-2, 1, size=(150, 2)), rng.normal(2, 1, size=(50, 2))]
+        >>> y = np.r_[np.zeros(150, int), np.ones(50, int)]
+        >>> est = FlowSampler(n_transforms=2, hidden_layer_sizes=(16,), max_iter=3, random_state=0)
+        >>> est.fit_transform(X, y).shape
+        (200, 2)
         """
         return self.fit(X, y, sample_weight=sample_weight).transform(X, y)
 
@@ -499,6 +670,25 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
         Returns
         -------
         X_original : ndarray of shape (n_samples, n_features_in_)
+            Points in the units of the training data.
+
+        See Also
+        --------
+        transform : Map rows to the latent space.
+        sample : Draw new rows from the learned density.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skflow import FlowSampler
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.r_[rng.normal(-2, 1, size=(150, 2)), rng.normal(2, 1, size=(50, 2))]
+        >>> y = np.r_[np.zeros(150, int), np.ones(50, int)]
+        >>> est = FlowSampler(n_transforms=2, hidden_layer_sizes=(16,), max_iter=3,
+        ...                   random_state=0).fit(X, y)
+        >>> Z = est.transform(X[:4], y[:4])
+        >>> bool(np.allclose(est.inverse_transform(Z, y[:4]), X[:4], atol=1e-4))
+        True
         """
         check_is_fitted(self, "flow_")
         Z = self._validate_latent(Z)
@@ -510,6 +700,7 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Training data.
         y : array-like of shape (n_samples,)
             Class labels (at least 2 classes).
         sampling_strategy : float, str, dict or callable, default="auto"
@@ -526,6 +717,23 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
             DataFrames come back as lists and DataFrames).
         y_resampled : ndarray of shape (n_samples_new,)
             Their labels.
+
+        See Also
+        --------
+        sample : Draw new rows from the learned density.
+        FlowOverSampler : The same oversampling as an imbalanced-learn pipeline step.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skflow import FlowSampler
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.r_[rng.normal(-2, 1, size=(150, 2)), rng.normal(2, 1, size=(50, 2))]
+        >>> y = np.r_[np.zeros(150, int), np.ones(50, int)]
+        >>> est = FlowSampler(n_transforms=2, hidden_layer_sizes=(16,), max_iter=3, random_state=0)
+        >>> X_res, y_res = est.fit_resample(X, y)
+        >>> X_res.shape, np.bincount(y_res).tolist()
+        ((300, 2), [150, 150])
         """
         X_in, y_in = X, y
         self.fit(X, _resampling_labels(y))
