@@ -306,6 +306,9 @@ def markdown_report(rows: list[dict], methods: list[str], config: dict[str, Any]
     caps = ", ".join(f"{m} {c:,}" for m, c in TRAIN_CAPS.items() if m in methods)
     lines += ["", (f"\\* trained on a random subset of the training rows (caps: {caps}); "
                    "the other methods train on all rows. " if caps else "")
+              + ("flow: FlowOutlierDetector's default max_samples trains it on at most 50,000 "
+                 "random training rows (only 11_donors is larger); every test row is scored. "
+                 if "flow" in methods else "")
               + f"Methods other than flow and ECOD score in chunks of {SCORE_CHUNK:,} test rows. "
               "† some anomaly scores were NaN (ranked most "
               "normal; counts in the JSON). Baselines other than iforest and flow see "
