@@ -13,10 +13,11 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from ._chunking import MAX_CHUNK_ROWS, chunk_rows
 from ._device import cpu_copy, resolve_device, usable_device
 from ._preprocessing import Preprocessor
 from ._threads import torch_threads
-from ._training import EVAL_CHUNK, TrainingConfig, TrainingData, TrainingHistory, train_flow
+from ._training import TrainingConfig, TrainingData, TrainingHistory, train_flow
 from .flows import COUPLINGS, MIXINGS, Flow, build_flow
 
 _SEED_MAX = np.iinfo(np.int32).max
@@ -121,10 +122,10 @@ class BaseFlowEstimator(BaseEstimator):
         warm = self.warm_start and hasattr(self, "flow_")
 
         if not warm:
-            self.preprocessor_ = Preprocessor(
-                self.discrete_features, self._constant_features
-            ).fit(X, sample_weight)
-        X_std = self.preprocessor_.transform(X)
+            self.preprocessor_ = Preprocessor(self.discrete_features, self._constant_features).fit(
+                X, sample_weight
+            )
+        n_latent = int(np.sum(self.preprocessor_.keep_))
         train_idx, val_idx = self._split(X.shape[0], rng)
 
         if warm:
@@ -132,26 +133,55 @@ class BaseFlowEstimator(BaseEstimator):
             history = self._history_
         else:
             flow = self._build(
-                X_std.shape[1], hidden, 0 if context is None else context.shape[1], init_seed
+                n_latent, hidden, 0 if context is None else context.shape[1], init_seed
             ).to(device)
             history = TrainingHistory()
 
-        noise = self.preprocessor_.noise_width_ if self.preprocessor_.has_discrete_ else None
-        data = _to_tensors(X_std, context, sample_weight, noise, device)
+        order = train_idx if val_idx is None else np.concatenate([train_idx, val_idx])
+        data = self._training_tensors(X, context, sample_weight, order, device)
+        train = data.take(slice(0, len(train_idx)))
+        validation = None if val_idx is None else data.take(slice(len(train_idx), None))
         generator = torch.Generator(device=device).manual_seed(order_seed)
         with torch_threads(self.n_jobs):
-            history = self._train(flow, data, train_idx, val_idx, generator, history)
+            history = self._train(flow, train, validation, generator, history)
         self.flow_ = flow
         self.device_ = device
         self._history_ = history
         self.n_iter_ = history.n_iter
         self.loss_curve_ = list(history.loss_curve)
-        self.validation_scores_ = list(history.validation_scores) if val_idx is not None else None
+        self.validation_scores_ = (
+            list(history.validation_scores) if validation is not None else None
+        )
         self.best_validation_score_ = history.best_validation_score
         self.n_recoveries_ = history.n_recoveries
 
-    def _train(self, flow, data, train_idx, val_idx, generator, history) -> TrainingHistory:
-        device = data.x.device
+    def _training_tensors(self, X, context, weight, order, device) -> TrainingData:
+        """Preprocessed rows ``X[order]`` (and their context, weights) as float32 tensors.
+
+        Built chunk by chunk, so the one full-size copy of the data is the float32 one the
+        flow trains on; the train and validation parts are later taken from it as views.
+        """
+        n_latent = int(np.sum(self.preprocessor_.keep_))
+        x = np.empty((len(order), n_latent), dtype=np.float32)
+        for start in range(0, len(order), MAX_CHUNK_ROWS):
+            rows = order[start : start + MAX_CHUNK_ROWS]
+            x[start : start + len(rows)] = self.preprocessor_.transform(X[rows])
+
+        def tensor(array):
+            if array is None:
+                return None
+            return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(device)
+
+        noise = self.preprocessor_.noise_width_ if self.preprocessor_.has_discrete_ else None
+        return TrainingData(
+            tensor(x),
+            None if context is None else tensor(context[order]),
+            None if weight is None else tensor(weight[order]),
+            tensor(noise),
+        )
+
+    def _train(self, flow, train, validation, generator, history) -> TrainingHistory:
+        device = train.x.device
         # Dropout draws from the global generator of the device: fork it and seed it, so the
         # fit is reproducible and the user's random streams are left exactly as they were.
         seed = int(generator.initial_seed())
@@ -162,9 +192,9 @@ class BaseFlowEstimator(BaseEstimator):
                     torch.cuda.manual_seed(seed)
             return train_flow(
                 flow,
-                data.take(torch.as_tensor(train_idx, device=device)),
-                None if val_idx is None else data.take(torch.as_tensor(val_idx, device=device)),
-                self._training_config(len(train_idx)),
+                train,
+                validation,
+                self._training_config(len(train), chunk_rows(flow)),
                 generator,
                 nll_offset=-self.preprocessor_.log_jacobian_,
                 history=history,
@@ -196,7 +226,7 @@ class BaseFlowEstimator(BaseEstimator):
                 generator=generator,
             )
 
-    def _training_config(self, n_train: int) -> TrainingConfig:
+    def _training_config(self, n_train: int, eval_chunk: int = MAX_CHUNK_ROWS) -> TrainingConfig:
         if self.batch_size == "auto":
             batch = int(np.clip(n_train // _AUTO_STEPS_PER_EPOCH, _AUTO_BATCH_MIN, _AUTO_BATCH_MAX))
         else:
@@ -210,42 +240,69 @@ class BaseFlowEstimator(BaseEstimator):
             n_iter_no_change=self.n_iter_no_change,
             tol=self.tol,
             verbose=int(self.verbose),
+            eval_chunk=eval_chunk,
         )
 
     # ------------------------------------------------------------------ running the flow
-    def _run(self, method: str, inputs: np.ndarray, context: np.ndarray | None = None):
-        """Run ``flow_.<method>`` on standardised numpy rows in chunks; return float64 numpy.
+    def _run(
+        self,
+        method: str,
+        inputs: np.ndarray,
+        context: np.ndarray | None = None,
+        *,
+        before=None,
+        after=None,
+    ) -> np.ndarray:
+        """Run ``flow_.<method>`` over ``inputs`` in chunks; return float64 numpy.
 
-        Computation is in float32 on the model's device; rows whose result is not finite
+        Each chunk goes through ``before`` (numpy, e.g. the preprocessing), the flow and
+        ``after`` (numpy, e.g. the inverse preprocessing) before the next one starts, so the
+        memory used on top of the inputs and outputs is set by the chunk size, which follows
+        scikit-learn's ``working_memory`` (see :func:`~skflow._chunking.chunk_rows`).
+
+        The flow runs in float32 on the model's device; rows whose result is not finite
         (inputs so far out that float32 overflows) are recomputed in float64 on the CPU, so
         far-away points get a very low but finite log-density instead of ``-inf`` or NaN.
         """
         check_is_fitted(self, "flow_")
         device = usable_device(self.device_)
         flow = self.flow_.to(device).eval()
+        flow64 = None
+        chunk = chunk_rows(flow)
+        results = []
         with torch_threads(self.n_jobs):
-            outputs = _apply(flow, method, inputs, context, device, torch.float32)
-            bad = ~np.isfinite(outputs).reshape(len(outputs), -1).all(axis=1)
-            if np.any(bad):
-                flow64 = copy.deepcopy(cpu_copy(flow)).double()
-                ctx = None if context is None else context[bad]
-                outputs[bad] = _apply(
-                    flow64, method, inputs[bad], ctx, torch.device("cpu"), torch.float64
-                )
-        return outputs
+            for start in range(0, max(len(inputs), 1), chunk):
+                rows = inputs[start : start + chunk]
+                rows = rows if before is None else before(rows)
+                ctx = None if context is None else context[start : start + chunk]
+                out = _call(flow, method, rows, ctx, device, torch.float32)
+                bad = ~np.isfinite(out).reshape(len(out), -1).all(axis=1)
+                if np.any(bad):
+                    if flow64 is None:
+                        flow64 = copy.deepcopy(cpu_copy(flow)).double()
+                    out[bad] = _call(
+                        flow64,
+                        method,
+                        rows[bad],
+                        None if ctx is None else ctx[bad],
+                        torch.device("cpu"),
+                        torch.float64,
+                    )
+                results.append(out if after is None else after(out))
+        return np.concatenate(results, axis=0)
 
     def _log_density(self, X: np.ndarray, context: np.ndarray | None = None) -> np.ndarray:
         """``log p(x)`` (given ``context``) of validated rows, in the units of X."""
-        log_prob = self._run("log_prob", self.preprocessor_.transform(X), context)
+        log_prob = self._run("log_prob", X, context, before=self.preprocessor_.transform)
         return log_prob + self.preprocessor_.log_jacobian_
 
     def _to_latent(self, X: np.ndarray, context: np.ndarray | None = None) -> np.ndarray:
         """Validated rows -> latent points."""
-        return self._run("forward", self.preprocessor_.transform(X), context)
+        return self._run("forward", X, context, before=self.preprocessor_.transform)
 
     def _from_latent(self, Z: np.ndarray, context: np.ndarray | None = None) -> np.ndarray:
         """Latent points -> rows in the units of X (discrete columns back on their grid)."""
-        return self.preprocessor_.inverse_transform(self._run("inverse", Z, context))
+        return self._run("inverse", Z, context, after=self.preprocessor_.inverse_transform)
 
     def _sample_latent(self, n_samples: int, random_state) -> np.ndarray:
         seed = int(check_random_state(random_state).randint(_SEED_MAX))
@@ -262,27 +319,15 @@ class BaseFlowEstimator(BaseEstimator):
         return state
 
 
-def _to_tensors(X, context, weight, noise, device) -> TrainingData:
-    def tensor(array):
-        return None if array is None else torch.as_tensor(array, dtype=torch.float32).to(device)
-
-    return TrainingData(tensor(X), tensor(context), tensor(weight), tensor(noise))
-
-
-def _apply(flow: Flow, method: str, inputs, context, device, dtype) -> np.ndarray:
-    """Call ``method`` on ``flow`` over chunks of rows, returning float64 numpy."""
-    results = []
+def _call(flow: Flow, method: str, rows: np.ndarray, context, device, dtype) -> np.ndarray:
+    """``flow.<method>`` on one chunk of numpy rows, without autograd; float64 numpy out."""
     with torch.inference_mode():
-        for start in range(0, max(len(inputs), 1), EVAL_CHUNK):
-            x = torch.as_tensor(inputs[start : start + EVAL_CHUNK], dtype=dtype).to(device)
-            ctx = None
-            if context is not None:
-                ctx = torch.as_tensor(context[start : start + EVAL_CHUNK], dtype=dtype).to(device)
-            if method == "log_prob":
-                out = flow.log_prob(x, ctx)
-            elif method == "forward":
-                out = flow.forward(x, ctx)[0]
-            else:
-                out = flow.inverse(x, ctx)
-            results.append(out.to("cpu", torch.float64).numpy())
-    return np.concatenate(results, axis=0)
+        x = torch.as_tensor(rows, dtype=dtype).to(device)
+        ctx = None if context is None else torch.as_tensor(context, dtype=dtype).to(device)
+        if method == "log_prob":
+            out = flow.log_prob(x, ctx)
+        elif method == "forward":
+            out = flow.forward(x, ctx)[0]
+        else:
+            out = flow.inverse(x, ctx)
+        return out.to("cpu", torch.float64).numpy()

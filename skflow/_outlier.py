@@ -321,4 +321,3 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
         [1, -1]
         """
         return np.where(self.decision_function(X) < 0, -1, 1)
-

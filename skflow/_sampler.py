@@ -467,9 +467,14 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
     def _joint_log_density(self, X: np.ndarray) -> np.ndarray:
         """``log p(x | k) + log pi_k`` for every validated row and class: (n_rows, n_classes)."""
         n_rows, n_classes = X.shape[0], len(self.classes_)
-        repeated = np.tile(X, (n_classes, 1))
-        context = np.repeat(np.eye(n_classes), n_rows, axis=0)
-        log_density = self._log_density(repeated, context).reshape(n_classes, n_rows).T
+        # One pass per class over the same rows (a broadcast one-hot context, not a copy),
+        # so memory stays that of one pass rather than n_classes copies of X.
+        log_density = np.column_stack(
+            [
+                self._log_density(X, np.broadcast_to(one_hot, (n_rows, n_classes)))
+                for one_hot in np.eye(n_classes)
+            ]
+        )
         with np.errstate(divide="ignore"):
             return log_density + np.log(self.class_prior_)
 

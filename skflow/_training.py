@@ -16,6 +16,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from tqdm.auto import tqdm
 
+from ._chunking import MAX_CHUNK_ROWS
 from .flows import Flow
 
 # How many times a non-finite loss may be recovered from before giving up.
@@ -27,8 +28,6 @@ INIT_ROWS = 8192
 # Learning-rate warm-up: over the first few epochs, and never longer than this many steps.
 WARMUP_EPOCHS = 3
 WARMUP_MAX_STEPS = 500
-# Rows per chunk when evaluating (validation, scoring): large chunks amortise Python overhead.
-EVAL_CHUNK = 65536
 
 
 @dataclass
@@ -43,6 +42,7 @@ class TrainingConfig:
     n_iter_no_change: int
     tol: float
     verbose: int = 0
+    eval_chunk: int = MAX_CHUNK_ROWS  # rows per validation chunk (see ``_chunking``)
 
 
 @dataclass
@@ -99,21 +99,21 @@ def mean_nll(flow: Flow, batch: TrainingData) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def evaluate_nll(flow: Flow, data: TrainingData) -> float:
-    """Mean NLL of ``data`` in evaluation mode, chunked to bound memory."""
+def evaluate_nll(flow: Flow, data: TrainingData, chunk: int = MAX_CHUNK_ROWS) -> float:
+    """Mean NLL of ``data`` in evaluation mode, ``chunk`` rows at a time to bound memory."""
     was_training = flow.training
     flow.eval()
     total = torch.zeros((), dtype=torch.float64, device=data.x.device)
     weight_sum = 0.0
-    for start in range(0, len(data), EVAL_CHUNK):
-        chunk = data.take(slice(start, start + EVAL_CHUNK))
-        log_prob = flow.log_prob(chunk.x, chunk.context).double()
-        if chunk.weight is None:
+    for start in range(0, len(data), chunk):
+        part = data.take(slice(start, start + chunk))
+        log_prob = flow.log_prob(part.x, part.context).double()
+        if part.weight is None:
             total += log_prob.sum()
-            weight_sum += len(chunk)
+            weight_sum += len(part)
         else:
-            total += (log_prob * chunk.weight).sum()
-            weight_sum += float(chunk.weight.sum())
+            total += (log_prob * part.weight).sum()
+            weight_sum += float(part.weight.sum())
     flow.train(was_training)
     return -float(total) / weight_sum
 
@@ -194,7 +194,9 @@ def train_flow(
     best_state = copy.deepcopy(good_state[0])
     # The freshly initialised flow is already a full-covariance Gaussian fit; scoring it first
     # means early stopping can never hand back something worse on the validation rows.
-    best_loss = math.inf if validation is None else evaluate_nll(flow, validation)
+    best_loss = (
+        math.inf if validation is None else evaluate_nll(flow, validation, config.eval_chunk)
+    )
     if not math.isfinite(best_loss):
         best_loss = math.inf
     stalled = 0
@@ -245,7 +247,7 @@ def train_flow(
         history.n_iter += 1
         history.loss_curve.append(train_loss + nll_offset)
         if validation is not None:
-            monitored = evaluate_nll(flow, validation)
+            monitored = evaluate_nll(flow, validation, config.eval_chunk)
             history.validation_scores.append(-(monitored + nll_offset))
         else:
             monitored = train_loss

@@ -78,6 +78,25 @@ class Flow(nn.Module):
         )
         return self.inverse(z, context)
 
+    def working_bytes_per_row(self, dtype: torch.dtype = torch.float32) -> int:
+        """A generous estimate of the memory one row needs while the flow runs without autograd.
+
+        Layers run one after another and free their intermediates, so the widest layer sets
+        the peak; ``16 * features`` values cover the running output and log-determinant.
+        Evaluation code divides its memory budget by this to choose how many rows to process
+        at once.
+        """
+        widest = max(
+            (
+                layer.working_floats_per_row()
+                for layer in self.transforms
+                if hasattr(layer, "working_floats_per_row")
+            ),
+            default=0,
+        )
+        itemsize = torch.empty((), dtype=dtype).element_size()
+        return itemsize * (widest + 16 * self.features)
+
     @torch.no_grad()
     def initialize(self, x: torch.Tensor, context: torch.Tensor | None = None) -> None:
         """Run one forward pass in training mode so every ActNorm initialises from data."""

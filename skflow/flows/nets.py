@@ -43,6 +43,8 @@ class Conditioner(nn.Module):
         self.context_features = int(context_features)
         self.out_features = int(out_features)
         n_in = self.in_features + self.context_features
+        # The widest hidden layer, for estimates of the working memory per row.
+        self.widest_hidden = max((int(h) for h in hidden_layer_sizes), default=0)
         if n_in == 0:
             # Nothing to condition on (one feature, no context): parameters are plain weights.
             self.net = None

@@ -1,0 +1,92 @@
+"""Evaluation runs in chunks sized by scikit-learn's ``working_memory``; results do not depend on it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sklearn
+import torch
+
+from skflow import FlowDensity, FlowSampler
+from skflow._chunking import MAX_CHUNK_ROWS, chunk_rows
+from skflow.flows import build_flow
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+# 0.05 MiB: a chunk of a few rows for the flows below, so 600 rows take many chunks.
+SMALL_MEMORY = 0.05
+
+
+def test_chunk_rows_follows_working_memory():
+    flow = build_flow(6, n_transforms=2, hidden_layer_sizes=(32,), n_bins=8)
+    row_bytes = flow.working_bytes_per_row()
+    assert row_bytes > 0
+    with sklearn.config_context(working_memory=1):
+        assert chunk_rows(flow) == 2**20 // row_bytes
+    with sklearn.config_context(working_memory=SMALL_MEMORY):
+        assert 1 <= chunk_rows(flow) < 100
+    with sklearn.config_context(working_memory=1e-9):
+        assert chunk_rows(flow) == 1
+    with sklearn.config_context(working_memory=10**6):
+        assert chunk_rows(flow) == MAX_CHUNK_ROWS
+    # float64 rows cost twice as much.
+    assert flow.working_bytes_per_row(torch.float64) == 2 * row_bytes
+
+
+def test_working_bytes_grow_with_the_architecture():
+    small = build_flow(10, n_transforms=2, hidden_layer_sizes=(32,), n_bins=4)
+    wide = build_flow(10, n_transforms=2, hidden_layer_sizes=(256,), n_bins=4)
+    many_bins = build_flow(10, n_transforms=2, hidden_layer_sizes=(32,), n_bins=16)
+    assert wide.working_bytes_per_row() > small.working_bytes_per_row()
+    assert many_bins.working_bytes_per_row() > small.working_bytes_per_row()
+
+
+def test_density_results_do_not_depend_on_the_chunk(blobs_2d, tiny_params):
+    est = FlowDensity(**tiny_params, random_state=0).fit(blobs_2d)
+    Z = est.transform(blobs_2d)
+    reference = (
+        est.score_samples(blobs_2d),
+        Z,
+        est.inverse_transform(Z),
+        est.sample(300, random_state=1),
+    )
+    with sklearn.config_context(working_memory=SMALL_MEMORY):
+        assert chunk_rows(est.flow_) < 100
+        chunked = (
+            est.score_samples(blobs_2d),
+            est.transform(blobs_2d),
+            est.inverse_transform(Z),
+            est.sample(300, random_state=1),
+        )
+    for expected, got in zip(reference, chunked, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_far_rows_in_a_later_chunk_stay_finite(blobs_2d, tiny_params):
+    est = FlowDensity(**tiny_params, random_state=0).fit(blobs_2d)
+    X = blobs_2d.copy()
+    X[-3] = [1e6, -1e6]  # lands in the last chunk, whose float32 pass overflows
+    with sklearn.config_context(working_memory=SMALL_MEMORY):
+        scores = est.score_samples(X)
+    assert np.isfinite(scores).all()
+    assert scores[-3] == scores.min()
+    np.testing.assert_allclose(scores[:-3], est.score_samples(blobs_2d[:-3]), rtol=1e-5)
+
+
+def test_training_does_not_depend_on_the_validation_chunk(blobs_2d, tiny_params):
+    default = FlowDensity(**tiny_params, random_state=0).fit(blobs_2d)
+    with sklearn.config_context(working_memory=SMALL_MEMORY):
+        chunked = FlowDensity(**tiny_params, random_state=0).fit(blobs_2d)
+    np.testing.assert_allclose(
+        chunked.validation_scores_, default.validation_scores_, rtol=1e-5, atol=1e-5
+    )
+
+
+def test_conditional_results_do_not_depend_on_the_chunk(blobs_2d, tiny_params):
+    y = np.repeat([0, 1], 300)
+    est = FlowSampler(**tiny_params, random_state=0).fit(blobs_2d, y)
+    reference = est.score_samples(blobs_2d, y), est.predict_proba(blobs_2d)
+    with sklearn.config_context(working_memory=SMALL_MEMORY):
+        chunked = est.score_samples(blobs_2d, y), est.predict_proba(blobs_2d)
+    for expected, got in zip(reference, chunked, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
