@@ -135,8 +135,9 @@ class Preprocessor:
             constant.
         """
         discrete = discrete_mask(X, self.discrete_features)
-        spread = np.ptp(X, axis=0)
-        constant = spread <= _RELATIVE_CONSTANT_TOL * np.maximum(np.max(np.abs(X), axis=0), 1.0)
+        high, low = X.max(axis=0), X.min(axis=0)
+        magnitude = np.maximum(np.abs(high), np.abs(low))
+        constant = high - low <= _RELATIVE_CONSTANT_TOL * np.maximum(magnitude, 1.0)
         if np.any(constant) and (self.constant_features == "error" or np.all(constant)):
             columns = np.flatnonzero(constant).tolist()
             raise ValueError(
@@ -146,18 +147,27 @@ class Preprocessor:
                 "sklearn.feature_selection.VarianceThreshold() in a Pipeline."
             )
         self.keep_ = ~constant
-        X = X[:, self.keep_]
+        # Column by column, on views of X: a large X is never copied whole while fitting.
+        columns = [X[:, j] for j in np.flatnonzero(self.keep_)]
         discrete = discrete[self.keep_]
         self.step_ = np.array(
-            [_distinct_step(X[:, j]) if discrete[j] else 0.0 for j in range(X.shape[1])]
+            [
+                _distinct_step(col) if is_discrete else 0.0
+                for col, is_discrete in zip(columns, discrete, strict=True)
+            ]
         )
-        self.origin_ = X.min(axis=0)
-        self.top_ = X.max(axis=0)
+        self.origin_ = np.array([col.min() for col in columns])
+        self.top_ = np.array([col.max() for col in columns])
         # Moments of the dequantised variable x + step * u: the mean moves by step / 2 and
         # the variance grows by step**2 / 12 (independent uniform noise).
-        centres = X + self.step_ / 2
-        self.mean_ = np.average(centres, axis=0, weights=sample_weight)
-        var = np.average((centres - self.mean_) ** 2, axis=0, weights=sample_weight)
+        raw_mean = np.array([np.average(col, weights=sample_weight) for col in columns])
+        var = np.array(
+            [
+                np.average((col - mean) ** 2, weights=sample_weight)
+                for col, mean in zip(columns, raw_mean, strict=True)
+            ]
+        )
+        self.mean_ = raw_mean + self.step_ / 2
         self.scale_ = np.sqrt(var + self.step_**2 / 12)
         self.log_jacobian_ = float(
             -np.sum(np.log(self.scale_)) + np.sum(np.log(self.step_[self.step_ > 0]))
