@@ -65,7 +65,9 @@ def rational_quadratic_spline(
     raw_sizes = params[..., : 2 * n_bins].unflatten(-1, (2, n_bins))
     raw_derivs = params[..., 2 * n_bins :]
     # A hand-written softmax: on CPU torch.softmax over a short last axis is several times slower.
-    expo = torch.exp(raw_sizes - raw_sizes.amax(dim=-1, keepdim=True))
+    # The shift by the maximum only guards exp against overflow; softmax does not depend on
+    # it, so it is detached and backward skips the max's gradient (a mask and a scatter).
+    expo = torch.exp(raw_sizes - raw_sizes.detach().amax(dim=-1, keepdim=True))
     sizes = (2.0 * bound * min_bin_size) + (2.0 * bound * (1.0 - min_bin_size * n_bins)) * (
         expo / expo.sum(dim=-1, keepdim=True)
     )

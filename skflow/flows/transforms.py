@@ -16,6 +16,20 @@ from .nets import Conditioner
 from .splines import n_spline_params, rational_quadratic_spline
 
 
+def awaiting_init(layer: nn.Module) -> bool:
+    """Whether a data-initialised layer, in training mode, has yet to see its first batch.
+
+    Reading the ``initialized`` buffer costs a device-to-host sync on a GPU; once it has been
+    read as true the answer is remembered on the module, so steady-state training never syncs.
+    """
+    if not layer.training or getattr(layer, "_init_seen", False):
+        return False
+    if bool(layer.initialized):
+        layer._init_seen = True
+        return False
+    return True
+
+
 def soft_clamp(values: torch.Tensor, limit: float) -> torch.Tensor:
     """Smoothly bound ``values`` to ``(-limit, limit)``; close to the identity near zero."""
     return limit * torch.tanh(values / limit)
@@ -42,7 +56,7 @@ class ActNorm(nn.Module):
         self.initialized.fill_(True)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None):
-        if self.training and not bool(self.initialized):
+        if awaiting_init(self):
             self._initialize(x)
         z = (x - self.loc) * torch.exp(-self.log_scale)
         return z, (-self.log_scale.sum()).expand(x.shape[0])
@@ -94,7 +108,7 @@ class ContextAffine(nn.Module):
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None):
         if context is None:
             raise ValueError("ContextAffine needs a context")
-        if self.training and not bool(self.initialized) and x.shape[0] > context.shape[1] + 1:
+        if awaiting_init(self) and x.shape[0] > context.shape[1] + 1:
             self._initialize(x, context)
         shift, log_scale = self._params(context)
         return (x - shift) * torch.exp(-log_scale), -log_scale.sum(dim=1)
@@ -183,7 +197,7 @@ class SinhArcsinh(nn.Module):
             self.initialized.fill_(True)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None):
-        if self.training and not bool(self.initialized):
+        if awaiting_init(self):
             self._initialize(x)
         delta = self._delta()
         u = delta * torch.asinh(x) - self._epsilon()
@@ -282,7 +296,7 @@ class LULinear(nn.Module):
         return self.perm @ lower @ upper
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None):
-        if self.training and not bool(self.initialized):
+        if awaiting_init(self):
             self._initialize(x)
         z = x @ self.weight().T
         return z, self.log_diag.sum().expand(x.shape[0])
@@ -407,6 +421,15 @@ class Coupling(nn.Module):
             context_features,
             dropout,
         )
+
+    def working_floats_per_row(self) -> int:
+        """A generous bound on the values per row alive at once while this layer runs.
+
+        Calibrated on spline and affine layers in inference (the spline's bin table holds
+        several values per parameter); used to size evaluation chunks, so an overestimate only
+        costs a little speed.
+        """
+        return 4 * self.conditioner.widest_hidden + 8 * self.n_changed * self.element_map.n_params
 
     def _split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.parity == 0:
