@@ -16,6 +16,12 @@ and reports wall-clock times and the peak memory added on top of the loaded data
 Data: ``funnel_10d`` samples (synthetic, d = 10) at n = 1e3 ... 1e6, and the ADBench
 ``11_donors`` table (619,326 x 10, in ../shared/data/adbench), a 1e5-row subsample and in full.
 
+Memory: skflow scores, transforms, samples and validates in chunks sized by scikit-learn's
+``working_memory`` setting (``sklearn.set_config(working_memory=MiB)``, default 1024, with at
+most 65,536 rows per chunk). The flow points run at the default; ``--flow-memory`` repeats the
+largest synthetic sizes with a smaller setting to show that the memory above the data follows
+the setting (plus the float32 training copy of the data, n * d * 4 bytes), not n.
+
 Examples
 --------
 ``python benchmarks/scaling.py``: the full run (about 10 minutes on 2 loaded cores).
@@ -60,7 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-donors", action="store_true", help="synthetic data only")
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("--output", default=None, help="results stem (default scaling)")
-    p.add_argument("--child", nargs=3, metavar=("METHOD", "DATA", "N"), help=argparse.SUPPRESS)
+    p.add_argument("--flow-memory", nargs="*", type=float, default=[64.0],
+                   help="working_memory (MiB) for extra flow runs at the two largest sizes")
+    p.add_argument("--child", nargs=4, metavar=("METHOD", "DATA", "N", "WM"),
+                   help=argparse.SUPPRESS)
     return p
 
 
@@ -86,10 +95,13 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(field)
 
 
-def child(method: str, data: str, n: int) -> dict:
+def child(method: str, data: str, n: int, working_memory: float | None = None) -> dict:
+    import sklearn
     import torch
     from threadpoolctl import threadpool_limits
 
+    if working_memory is not None:
+        sklearn.set_config(working_memory=working_memory)
     torch.set_num_threads(1)
     threadpool_limits(1)
     X = load(data, n)
@@ -107,7 +119,8 @@ def child(method: str, data: str, n: int) -> dict:
     with open("/proc/self/clear_refs", "w") as clear:
         clear.write("5")
     before = _status_kib("VmRSS")
-    out: dict = {"method": method, "data": data, "n": len(X), "d": X.shape[1]}
+    out: dict = {"method": method, "data": data, "n": len(X), "d": X.shape[1],
+                 "working_memory": sklearn.get_config()["working_memory"]}
     start = time.perf_counter()
     if method == "flow":
         with warnings.catch_warnings():
@@ -118,6 +131,9 @@ def child(method: str, data: str, n: int) -> dict:
         scores = model.score_samples(X)
         out["score_s"] = time.perf_counter() - start
         out["batch_size"] = model._training_config(int(0.9 * len(X))).batch_size
+        from skflow._chunking import chunk_rows
+
+        out["chunk_rows"] = chunk_rows(model.flow_)
     else:
         model = KernelDensity(bandwidth="scott").fit(X)
         out["fit_s"] = time.perf_counter() - start
@@ -134,8 +150,9 @@ def child(method: str, data: str, n: int) -> dict:
     return out
 
 
-def run_point(method: str, data: str, n: int) -> dict | None:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", method, data, str(n)]
+def run_point(method: str, data: str, n: int, working_memory: float | None = None) -> dict | None:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", method, data, str(n),
+           "default" if working_memory is None else str(working_memory)]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     try:
         return json.loads(result.stdout.strip().splitlines()[-1])
@@ -165,15 +182,23 @@ def write_report(results: dict, path: Path) -> None:
         "the largest resident set during fit + score minus the resident set with the data "
         "loaded (MiB).",
         "",
-        "| data | n | method | fit s | score s | fit + score s | peak MiB | data MiB | batch |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "`working MiB` is scikit-learn's `working_memory` setting the run used; `chunk` the "
+        "rows per evaluation chunk it gave; `float32 copy` the training copy of the data "
+        "(n * d * 4 bytes), the one part of the flow's peak that grows with n.",
+        "",
+        "| data | n | method | fit s | score s | fit + score s | peak MiB | data MiB | "
+        "float32 copy MiB | working MiB | batch | chunk |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results["points"]:
         star = " *" if r.get("score_extrapolated") else ""
         lines.append(
             f"| {r['data']} | {r['n']:,} | {r['method']} | {r['fit_s']:.2f} | "
             f"{r['score_s']:.2f}{star} | {r['fit_s'] + r['score_s']:.1f}{star} | "
-            f"{r['peak_mib']:.0f} | {r['data_mib']:.0f} | {r.get('batch_size', '-')} |"
+            f"{r['peak_mib']:.0f} | {r['data_mib']:.0f} | "
+            f"{r['n'] * r['d'] * 4 / 2**20 if r['method'] == 'flow' else 0:.0f} | "
+            f"{r.get('working_memory', 1024):g} | {r.get('batch_size', '-')} | "
+            f"{r.get('chunk_rows', '-')} |"
         )
     lines += ["", *results.get("notes", [])]
     path.write_text("\n".join(lines) + "\n")
@@ -191,7 +216,8 @@ def plot(results: dict, path: Path) -> None:
     for method, (color, label) in styles.items():
         for data, marker, ls in (("funnel_10d", "o", "-"), ("11_donors", "s", "--")):
             pts = sorted((r for r in results["points"]
-                          if r["method"] == method and r["data"] == data), key=lambda r: r["n"])
+                          if r["method"] == method and r["data"] == data
+                          and r.get("working_memory", 1024) == 1024), key=lambda r: r["n"])
             if not pts:
                 continue
             n = [r["n"] for r in pts]
@@ -202,6 +228,12 @@ def plot(results: dict, path: Path) -> None:
                     ax_t.plot(r["n"], t, marker=marker, color=color, mfc="white", ms=9)
             ax_m.plot(n, [max(r["peak_mib"], 0.5) for r in pts], marker=marker, ls=ls,
                       color=color, label=f"{label}, {data}")
+    limited = sorted((r for r in results["points"] if r.get("working_memory", 1024) != 1024),
+                     key=lambda r: (r["working_memory"], r["n"]))
+    for wm in sorted({r["working_memory"] for r in limited}):
+        pts = [r for r in limited if r["working_memory"] == wm]
+        ax_m.plot([r["n"] for r in pts], [max(r["peak_mib"], 0.5) for r in pts], marker="x",
+                  ls=":", color="C2", label=f"skflow, working_memory={wm:g} MiB, funnel_10d")
     ax_t.set(xscale="log", yscale="log", xlabel="rows n (d = 10)",
              ylabel="fit + score time (s, 1 thread)",
              title="Time (open markers: KDE scoring extrapolated)")
@@ -210,6 +242,7 @@ def plot(results: dict, path: Path) -> None:
     for ax in (ax_t, ax_m):
         ax.grid(True, which="both", alpha=0.3)
     ax_t.legend(fontsize=7)
+    ax_m.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -218,14 +251,15 @@ def plot(results: dict, path: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.child:
-        method, data, n = args.child
-        print(json.dumps(child(method, data, int(n))))
+        method, data, n, wm = args.child
+        print(json.dumps(child(method, data, int(n), None if wm == "default" else float(wm))))
         return
     sizes = args.sizes or ([1000, 10_000] if args.quick else [1000, 10_000, 100_000, 1_000_000])
     datasets = [("funnel_10d", sizes)]
     if not args.no_donors and (ADBENCH_DIR / "11_donors.npz").exists():
         donors = [1000] if args.quick else [100_000, 619_326]
         datasets.append(("11_donors", donors))
+    datasets_extra: list[tuple[int, float]] = []
     t0 = time.perf_counter()
     results: dict = {
         "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -234,6 +268,9 @@ def main(argv: list[str] | None = None) -> None:
                                                      if argv is None and sys.argv[1:] else ""),
         "points": [], "notes": [],
     }
+    for wm in args.flow_memory:
+        for n in sizes[-2:]:
+            datasets_extra.append((n, wm))
     for data, ns in datasets:
         kde_on = True
         for n in ns:
@@ -251,6 +288,11 @@ def main(argv: list[str] | None = None) -> None:
                         f"took {r['measured_s']:.0f} s (> {args.kde_cap:.0f} s); all n rows "
                         f"would take about {r['score_s']:.0f} s."
                     )
+    for n, wm in datasets_extra:
+        r = run_point("flow", "funnel_10d", n, wm)
+        if r is not None:
+            results["points"].append(r)
+            print(json.dumps(r), flush=True)
     results["wall_s"] = time.perf_counter() - t0
     stem = args.output or ("scaling_quick" if args.quick else "scaling")
     RESULTS_DIR.mkdir(exist_ok=True)
