@@ -340,8 +340,8 @@ def time_to_nll_skflow(X, X_test, target, cap, args) -> dict:
     state = {"excluded": 0.0, "calls": 0, "curve": []}
     start = time.perf_counter()
 
-    def hooked(flow, data):
-        value = original(flow, data)
+    def hooked(flow, data, *rest):
+        value = original(flow, data, *rest)
         state["calls"] += 1
         if state["calls"] == 1:  # the score of the initial flow, before any epoch
             return value
