@@ -322,8 +322,9 @@ class BaseFlowEstimator(BaseEstimator):
 def _call(flow: Flow, method: str, rows: np.ndarray, context, device, dtype) -> np.ndarray:
     """``flow.<method>`` on one chunk of numpy rows, without autograd; float64 numpy out."""
     with torch.inference_mode():
-        x = torch.as_tensor(rows, dtype=dtype).to(device)
-        ctx = None if context is None else torch.as_tensor(context, dtype=dtype).to(device)
+        # torch.tensor copies: inputs may be read-only (a broadcast context, joblib memmaps).
+        x = torch.tensor(rows, dtype=dtype, device=device)
+        ctx = None if context is None else torch.tensor(context, dtype=dtype, device=device)
         if method == "log_prob":
             out = flow.log_prob(x, ctx)
         elif method == "forward":

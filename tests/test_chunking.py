@@ -8,7 +8,7 @@ import sklearn
 import torch
 
 from skflow import FlowDensity, FlowSampler
-from skflow._chunking import MAX_CHUNK_ROWS, chunk_rows
+from skflow._chunking import FAST_CHUNK_BYTES, MAX_CHUNK_ROWS, chunk_rows
 from skflow.flows import build_flow
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -27,8 +27,12 @@ def test_chunk_rows_follows_working_memory():
         assert 1 <= chunk_rows(flow) < 100
     with sklearn.config_context(working_memory=1e-9):
         assert chunk_rows(flow) == 1
+    # More memory than the fast chunk size needs does not make chunks bigger (or slower).
     with sklearn.config_context(working_memory=10**6):
-        assert chunk_rows(flow) == MAX_CHUNK_ROWS
+        assert chunk_rows(flow) == min(MAX_CHUNK_ROWS, FAST_CHUNK_BYTES // row_bytes)
+    tiny_rows = build_flow(1, n_transforms=1, hidden_layer_sizes=(2,), coupling="additive")
+    with sklearn.config_context(working_memory=10**6):
+        assert chunk_rows(tiny_rows) == MAX_CHUNK_ROWS
     # float64 rows cost twice as much.
     assert flow.working_bytes_per_row(torch.float64) == 2 * row_bytes
 
@@ -90,3 +94,13 @@ def test_conditional_results_do_not_depend_on_the_chunk(blobs_2d, tiny_params):
         chunked = est.score_samples(blobs_2d, y), est.predict_proba(blobs_2d)
     for expected, got in zip(reference, chunked, strict=True):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.filterwarnings("error::UserWarning")
+def test_read_only_inputs_are_scored_without_warnings(blobs_2d, tiny_params):
+    # joblib hands parallel workers read-only memmaps; torch warns on non-writable arrays.
+    est = FlowDensity(**tiny_params, random_state=0).fit(blobs_2d)
+    expected = est.score_samples(blobs_2d)
+    frozen = blobs_2d.copy()
+    frozen.flags.writeable = False
+    np.testing.assert_array_equal(est.score_samples(frozen), expected)
