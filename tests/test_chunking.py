@@ -1,4 +1,4 @@
-"""Evaluation runs in chunks sized by scikit-learn's ``working_memory``; results do not depend on it."""
+"""Evaluation runs in chunks sized by scikit-learn's ``working_memory``; results do not change."""
 
 from __future__ import annotations
 
