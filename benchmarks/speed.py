@@ -508,8 +508,8 @@ def write_report(results: dict, args, path: Path) -> None:
         f"Same architecture for every flow: {args.transforms} spline coupling layers, "
         f"{args.bins} bins on [-5, 5], conditioner hidden widths {list(args.hidden)}, "
         f"batch {args.batch_size}. One torch thread everywhere (`torch.set_num_threads(1)`, "
-        "skflow's own default), one BLAS thread for scikit-learn. The machine was shared with "
-        "other jobs, so absolute rows/s are contaminated by their load; the ratios come from "
+        "skflow's own default), one BLAS thread for scikit-learn. Other jobs running at the "
+        "time would inflate absolute rows/s; the ratios come from "
         f"the same process and each throughput is the best of {args.repeats} rounds. What each "
         "number includes is in the docstring of `benchmarks/speed.py`.",
         "",
