@@ -16,6 +16,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from tqdm.auto import tqdm
 
+from ._averaging import ParameterAverage
 from ._chunking import MAX_CHUNK_ROWS
 from .flows import Flow
 
@@ -28,6 +29,10 @@ INIT_ROWS = 8192
 # Learning-rate warm-up: over the first few epochs, and never longer than this many steps.
 WARMUP_EPOCHS = 3
 WARMUP_MAX_STEPS = 500
+# Parameter averaging (see ``_averaging``): time constant in epochs, and at most this many steps
+# so that a large data set, whose epochs are long, is not averaged over its early epochs.
+AVERAGE_EPOCHS = 4
+AVERAGE_MAX_STEPS = 1000
 
 
 @dataclass
@@ -190,7 +195,10 @@ def train_flow(
     if validation is not None:
         # One fixed noise draw, so that epochs are compared on the same validation rows.
         validation = validation.dequantized(generator)
-    good_state = _snapshot(flow, optimizer)
+    steps_per_epoch = math.ceil(n_rows / batch_size)
+    # Validation, early stopping and the returned fit all use the averaged parameters.
+    average = ParameterAverage(flow, min(AVERAGE_EPOCHS * steps_per_epoch, AVERAGE_MAX_STEPS))
+    good_state = (*_snapshot(flow, optimizer), average.state())
     best_state = copy.deepcopy(good_state[0])
     # The freshly initialised flow is already a full-covariance Gaussian fit; scoring it first
     # means early stopping can never hand back something worse on the validation rows.
@@ -206,7 +214,6 @@ def train_flow(
     # Warm the learning rate up linearly: the initial flow is already a good (Gaussian, tail
     # corrected) fit, and Adam's first full-size steps, which move every weight by about the
     # learning rate at once, knocked it into a worse region it did not always recover from.
-    steps_per_epoch = math.ceil(n_rows / batch_size)
     warmup_steps = 0 if history.n_iter else min(WARMUP_MAX_STEPS, WARMUP_EPOCHS * steps_per_epoch)
     step = 0
     while epochs_done < config.max_iter:
@@ -223,6 +230,7 @@ def train_flow(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(flow.parameters(), MAX_GRAD_NORM, foreach=True)
             optimizer.step()
+            average.update()
             epoch_loss += loss.detach() * batch.x.shape[0]
         train_loss = float(epoch_loss) / n_rows
 
@@ -237,28 +245,32 @@ def train_flow(
                 )
             flow.load_state_dict(good_state[0])
             optimizer.load_state_dict(good_state[1])
+            average.load_state(good_state[2])
             for group in optimizer.param_groups:
                 group["lr"] *= 0.5
             continue  # redo the epoch; it does not count towards max_iter
 
-        good_state = _snapshot(flow, optimizer)
+        good_state = (*_snapshot(flow, optimizer), average.state())
         epochs_done += 1
         progress.update()
         history.n_iter += 1
         history.loss_curve.append(train_loss + nll_offset)
         if validation is not None:
-            monitored = evaluate_nll(flow, validation, config.eval_chunk)
+            with average.applied():
+                monitored = evaluate_nll(flow, validation, config.eval_chunk)
+                improved = monitored < best_loss - config.tol
+                if improved:
+                    best_state = copy.deepcopy(flow.state_dict())
             history.validation_scores.append(-(monitored + nll_offset))
         else:
             monitored = train_loss
+            improved = monitored < best_loss - config.tol
         if step >= warmup_steps:
             scheduler.step(monitored)
 
-        if monitored < best_loss - config.tol:
+        if improved:
             best_loss = monitored
             stalled = 0
-            if validation is not None:
-                best_state = copy.deepcopy(flow.state_dict())
         else:
             stalled += 1
         progress.set_postfix(
@@ -273,6 +285,10 @@ def train_flow(
     if validation is not None:
         flow.load_state_dict(best_state)
         history.best_validation_score = -(best_loss + nll_offset)
+    else:
+        with average.applied():
+            averaged = copy.deepcopy(flow.state_dict())
+        flow.load_state_dict(averaged)
     flow.eval()
     if not history.converged:
         warnings.warn(

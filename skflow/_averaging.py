@@ -1,0 +1,69 @@
+"""Exponential moving average of a flow's parameters (Polyak averaging).
+
+Minibatch noise keeps the live weights of a coupling flow jittering around a good solution;
+their running average sits closer to it. On the density benchmarks scoring the average instead
+of the live weights lowered the test NLL everywhere it was tried (see ``docs/benchmarks.md``).
+
+``torch.optim.swa_utils.AveragedModel`` does the same job but reads its update counter back
+from the device on every step (a host sync per batch on a GPU) and copies every buffer each
+time; this class keeps the counter in Python and touches parameters only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+
+class ParameterAverage:
+    """Running average of ``module``'s parameters with a time constant of ``span`` updates.
+
+    The weight of the newest parameters is ``max(1 / (n + 1), 1 / span)`` after ``n``
+    updates: an equal-weight average of everything seen (the starting point included) until
+    ``span`` updates have gone by, an exponential moving average from then on, so the first
+    epochs are not dragged towards the initial weights.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The model being trained; its parameters are read, never replaced.
+    span : float
+        Time constant of the exponential average, in updates (>= 1).
+    """
+
+    def __init__(self, module: torch.nn.Module, span: float) -> None:
+        self._live = list(module.parameters())
+        self._average = [p.detach().clone() for p in self._live]
+        self._span = max(1.0, float(span))
+        self._updates = 0
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """Fold the module's current parameters into the average (call after each step)."""
+        self._updates += 1
+        weight = max(1.0 / (self._updates + 1), 1.0 / self._span)
+        torch._foreach_lerp_(self._average, [p.detach() for p in self._live], weight)
+
+    @contextmanager
+    def applied(self) -> Iterator[None]:
+        """Within the block the module holds the averaged parameters; the live ones come back."""
+        with torch.no_grad():
+            live = [p.detach().clone() for p in self._live]
+            torch._foreach_copy_(self._live, self._average)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                torch._foreach_copy_(self._live, live)
+
+    def state(self) -> tuple[list[torch.Tensor], int]:
+        """A copy of the average and its update count (to roll back after a divergence)."""
+        return [a.clone() for a in self._average], self._updates
+
+    @torch.no_grad()
+    def load_state(self, state: tuple[list[torch.Tensor], int]) -> None:
+        """Restore what :meth:`state` returned."""
+        average, self._updates = state
+        torch._foreach_copy_(self._average, average)
