@@ -20,7 +20,8 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
     The flow is an invertible map ``f`` from data to a latent space where the points follow a
     standard normal; by the change of variables formula
     ``log p(x) = log N(f(x); 0, I) + log|det df/dx|``. It is trained by maximum likelihood with
-    minibatch AdamW, early stopping on a validation split and best-weight restore.
+    minibatch AdamW; the weights scored on a validation split and returned are a running
+    average of the weights after each step, with early stopping and best-weight restore.
 
     Data are standardised first (the log-Jacobian is added back, so densities are in the units
     of X). The flow is initialised from the data: a per-feature sinh-arcsinh layer is fitted to
@@ -76,7 +77,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         dropout: float = 0.2,
         early_stopping: bool = True,
         validation_fraction: float = 0.1,
-        n_iter_no_change: int = 20,
+        n_iter_no_change: int = 10,
         tol: float = 1e-4,
         discrete_features="auto",
         device="auto",

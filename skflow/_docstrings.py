@@ -41,7 +41,7 @@ FLOW_PARAMETERS = """\
         improving and restore the best weights. Without it, the training loss is monitored.
     validation_fraction : float, default=0.1
         Fraction of rows held out for early stopping.
-    n_iter_no_change : int, default=20
+    n_iter_no_change : int, default=10
         Epochs without an improvement larger than ``tol`` before stopping.
     tol : float, default=1e-4
         Minimum improvement of the monitored NLL (nats per row) that counts.
@@ -79,11 +79,13 @@ FLOW_ATTRIBUTES = """\
     n_iter_ : int
         Epochs run.
     loss_curve_ : list of float
-        Training NLL per epoch (nats per row, in the units of X).
+        Training NLL per epoch (nats per row, in the units of X), of the live weights during
+        the epoch.
     validation_scores_ : list of float or None
-        Validation mean log-likelihood per epoch (None without early stopping).
+        Validation mean log-likelihood per epoch of the averaged weights (None without early
+        stopping).
     best_validation_score_ : float or None
-        Best validation mean log-likelihood; its weights are the ones kept.
+        Best validation mean log-likelihood; its (averaged) weights are the ones kept.
     n_recoveries_ : int
         Times training hit a non-finite loss and recovered by restoring the last good state
         and halving the learning rate.

@@ -121,7 +121,7 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
         dropout: float = 0.2,
         early_stopping: bool = True,
         validation_fraction: float = 0.1,
-        n_iter_no_change: int = 20,
+        n_iter_no_change: int = 10,
         tol: float = 1e-4,
         discrete_features="auto",
         device="auto",
