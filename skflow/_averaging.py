@@ -34,8 +34,10 @@ class ParameterAverage:
     """
 
     def __init__(self, module: torch.nn.Module, span: float) -> None:
-        self._live = list(module.parameters())
-        self._average = [p.detach().clone() for p in self._live]
+        # Detached views share storage with the parameters, so they follow the optimizer's
+        # in-place steps; building them once keeps the per-step update to one kernel call.
+        self._live = [p.detach() for p in module.parameters()]
+        self._average = [p.clone() for p in self._live]
         self._span = max(1.0, float(span))
         self._updates = 0
 
@@ -44,19 +46,21 @@ class ParameterAverage:
         """Fold the module's current parameters into the average (call after each step)."""
         self._updates += 1
         weight = max(1.0 / (self._updates + 1), 1.0 / self._span)
-        torch._foreach_lerp_(self._average, [p.detach() for p in self._live], weight)
+        torch._foreach_lerp_(self._average, self._live, weight)
 
     @contextmanager
     def applied(self) -> Iterator[None]:
         """Within the block the module holds the averaged parameters; the live ones come back."""
-        with torch.no_grad():
-            live = [p.detach().clone() for p in self._live]
-            torch._foreach_copy_(self._live, self._average)
+        live = [p.clone() for p in self._live]
+        self.write_to_module()
         try:
             yield
         finally:
-            with torch.no_grad():
-                torch._foreach_copy_(self._live, live)
+            torch._foreach_copy_(self._live, live)
+
+    def write_to_module(self) -> None:
+        """Replace the module's parameter values by the average (for the final fit)."""
+        torch._foreach_copy_(self._live, self._average)
 
     def state(self) -> tuple[list[torch.Tensor], int]:
         """A copy of the average and its update count (to roll back after a divergence)."""

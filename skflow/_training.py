@@ -286,9 +286,7 @@ def train_flow(
         flow.load_state_dict(best_state)
         history.best_validation_score = -(best_loss + nll_offset)
     else:
-        with average.applied():
-            averaged = copy.deepcopy(flow.state_dict())
-        flow.load_state_dict(averaged)
+        average.write_to_module()
     flow.eval()
     if not history.converged:
         warnings.warn(
