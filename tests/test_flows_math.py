@@ -19,6 +19,7 @@ from skflow.flows import (
     ActNorm,
     AdditiveMap,
     AffineMap,
+    Conditioner,
     Coupling,
     Flow,
     LULinear,
@@ -391,6 +392,20 @@ def test_fresh_flow_without_actnorm_and_mixing_is_identity(coupling):
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("n_in", "n_context"), [(3, 0), (3, 2), (0, 2), (0, 0)])
+def test_conditioner_transposed_output_is_the_transpose(n_in, n_context):
+    """The parameters-first output the couplings use is the plain output, transposed."""
+    net = Conditioner(n_in, 7, HIDDEN, n_context).double()
+    _perturb(net, std=0.5, seed=3)
+    inputs = _randn(5, n_in, seed=4)
+    context = _randn(5, n_context, seed=5) if n_context else None
+    plain = net(inputs, context)
+    transposed = net(inputs, context, transposed=True)
+    assert plain.shape == (5, 7) and transposed.shape == (7, 5)
+    assert torch.allclose(transposed, plain.T, atol=1e-12)
+    assert plain.abs().max().item() > 0.01  # perturbed away from the zero start
+
+
 def test_soft_clamp_bounds_and_is_identity_near_zero():
     values = torch.tensor([-1e30, -1e4, -3.0, -1e-4, 0.0, 1e-4, 3.0, 1e4, 1e30], dtype=DTYPE)
     out = soft_clamp(values, 5.0)
@@ -454,7 +469,7 @@ def test_affine_map_represents_narrow_scale_exactly():
     amap = AffineMap(limit)
     raw = limit * math.atanh(target / limit)
     x = _randn(6, 3, seed=1)
-    params = torch.stack([torch.full_like(x, raw), torch.full_like(x, 0.25)], dim=-1)
+    params = torch.stack([torch.full_like(x, raw), torch.full_like(x, 0.25)])  # parameters first
     z, log_scale = amap.forward(x, params)
     assert torch.allclose(log_scale, torch.full_like(x, target), atol=1e-12)
     assert torch.allclose(z, x * math.exp(target) + 0.25, atol=1e-12)

@@ -2,7 +2,7 @@
 
 from .flow import COUPLINGS, MIXINGS, Flow, build_flow
 from .nets import Conditioner
-from .splines import rational_quadratic_spline
+from .splines import rational_quadratic_spline, rational_quadratic_spline_params_first
 from .transforms import (
     ActNorm,
     AdditiveMap,
@@ -31,4 +31,5 @@ __all__ = [
     "SplineMap",
     "build_flow",
     "rational_quadratic_spline",
+    "rational_quadratic_spline_params_first",
 ]

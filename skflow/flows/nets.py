@@ -64,12 +64,31 @@ class Conditioner(nn.Module):
         self.net = nn.Sequential(*layers)
         self.constant = None
 
-    def forward(self, inputs: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        """Return parameters of shape ``(n_rows, out_features)``."""
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        context: torch.Tensor | None = None,
+        *,
+        transposed: bool = False,
+    ) -> torch.Tensor:
+        """Return parameters of shape ``(n_rows, out_features)``.
+
+        With ``transposed=True`` the result is ``(out_features, n_rows)`` and contiguous, computed
+        by the output layer as ``W @ h.T`` (the matrix product reads the transpose for free):
+        element-wise maps then get each parameter as a contiguous slab, which is the layout the
+        spline kernels run fastest in.
+        """
         if self.net is None:
+            if transposed:
+                return self.constant.unsqueeze(1).expand(-1, inputs.shape[0])
             return self.constant.expand(inputs.shape[0], -1)
         if self.context_features:
             if context is None:
                 raise ValueError("this conditioner was built for a context, but none was given")
             inputs = torch.cat([inputs, context], dim=-1) if self.in_features else context
-        return self.net(inputs)
+        if not transposed:
+            return self.net(inputs)
+        *hidden, last = self.net
+        for layer in hidden:
+            inputs = layer(inputs)
+        return torch.addmm(last.bias.unsqueeze(1), last.weight, inputs.T)

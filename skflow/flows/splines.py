@@ -5,9 +5,22 @@ interior knot derivatives come from unconstrained parameters. Outside the interv
 identity (log-derivative 0); the boundary derivatives are fixed to 1 so the map and its derivative
 are continuous at the edges.
 
-Everything here is element-wise and written with ``torch.where`` rather than boolean indexing:
-both branches are evaluated on clamped inputs, which keeps gradients finite and avoids the
-gather/scatter cost of masking.
+Layout. The work happens with the parameter axis *first*, ``params[j]`` having the shape of the
+inputs: every softmax, cumulative sum and bin search then runs across a handful of contiguous
+slabs instead of along a short innermost axis, which on a CPU is several times faster (a
+reduction over 8 contiguous values per row costs about as much as one over a whole slab).
+Coupling layers produce their parameters in this layout directly;
+:func:`rational_quadratic_spline` accepts the conventional ``(..., n_params)`` layout.
+
+The forward (normalising) direction, the one training differentiates, is a
+:class:`torch.autograd.Function` with a hand-derived backward pass: autograd's generic backward
+of the same formula records and replays about a hundred small kernels (including a scatter for
+the bin lookup and a reversed cumulative sum), the closed form needs a third as many. The
+inverse is plain differentiable torch code; it runs when sampling, under no gradient.
+
+Everything is element-wise and written with ``torch.where`` rather than boolean indexing: both
+branches are evaluated on clamped inputs, which keeps values finite for far-out points and
+avoids the gather/scatter cost of masking.
 """
 
 from __future__ import annotations
@@ -16,6 +29,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 DEFAULT_MIN_BIN_SIZE = 1e-3
 DEFAULT_MIN_DERIVATIVE = 1e-3
@@ -42,7 +56,8 @@ def rational_quadratic_spline(
         Points to transform.
     params : torch.Tensor of shape (..., 3 * n_bins - 1)
         Unconstrained parameters: ``n_bins`` widths, ``n_bins`` heights and ``n_bins - 1``
-        interior derivatives, in that order. All zeros give the identity map.
+        interior derivatives, in that order. All zeros give the identity map. The leading
+        dimensions broadcast against ``inputs``.
     bound : float
         Half-width ``B`` of the interval ``[-B, B]`` the spline acts on.
     inverse : bool, default=False
@@ -56,58 +71,219 @@ def rational_quadratic_spline(
     Returns
     -------
     outputs : torch.Tensor
-        Transformed points, same shape as ``inputs``.
+        Transformed points, of the broadcast shape of ``inputs`` and ``params[..., 0]``.
     logabsdet : torch.Tensor
         ``log |d outputs / d inputs|`` element-wise (0 in the tails).
+
+    See Also
+    --------
+    rational_quadratic_spline_params_first : the same with the parameter axis first.
     """
-    n_bins = (params.shape[-1] + 1) // 3
-    # Widths and heights are normalised together, as a (..., 2, K) block: half the kernel calls.
-    raw_sizes = params[..., : 2 * n_bins].unflatten(-1, (2, n_bins))
-    raw_derivs = params[..., 2 * n_bins :]
-    # A hand-written softmax: on CPU torch.softmax over a short last axis is several times slower.
-    # The shift by the maximum only guards exp against overflow; softmax does not depend on
-    # it, so it is detached and backward skips the max's gradient (a mask and a scatter).
-    expo = torch.exp(raw_sizes - raw_sizes.detach().amax(dim=-1, keepdim=True))
-    sizes = (2.0 * bound * min_bin_size) + (2.0 * bound * (1.0 - min_bin_size * n_bins)) * (
-        expo / expo.sum(dim=-1, keepdim=True)
+    batch = torch.broadcast_shapes(inputs.shape, params.shape[:-1])
+    params_first = params.expand(*batch, params.shape[-1]).movedim(-1, 0).contiguous()
+    return rational_quadratic_spline_params_first(
+        inputs.expand(batch), params_first, bound, inverse, min_bin_size, min_derivative
     )
-    left = torch.cumsum(sizes, dim=-1) - sizes - bound  # left knot of every bin
-    # Knot derivatives: raw = 0 gives exactly 1; the two boundary knots are 1 (identity tails).
-    shift = math.log(math.expm1(1.0 - min_derivative))
-    derivs = F.pad(min_derivative + F.softplus(raw_derivs + shift), (1, 1), value=1.0)
 
+
+def rational_quadratic_spline_params_first(
+    inputs: torch.Tensor,
+    params: torch.Tensor,
+    bound: float,
+    inverse: bool = False,
+    min_bin_size: float = DEFAULT_MIN_BIN_SIZE,
+    min_derivative: float = DEFAULT_MIN_DERIVATIVE,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`rational_quadratic_spline` with the parameter axis first.
+
+    ``params`` has shape ``(3 * n_bins - 1, *inputs.shape)``: the layout coupling layers
+    produce, and the fast one, each ``params[j]`` a contiguous slab shaped like ``inputs``.
+    Differentiating the forward direction uses a closed-form backward pass (second derivatives
+    are not supported); the inverse direction is ordinary autograd code.
+    """
+    if params.shape[1:] != inputs.shape:
+        raise ValueError(
+            f"params must have shape (n_params, *inputs.shape) = (n, {tuple(inputs.shape)}), "
+            f"got {tuple(params.shape)}"
+        )
+    if inverse:
+        return _inverse_spline(inputs, params, float(bound), min_bin_size, min_derivative)
+    return _ForwardSpline.apply(inputs, params, float(bound), min_bin_size, min_derivative)
+
+
+def _derivative_shift(min_derivative: float) -> float:
+    """Offset that makes a raw derivative of 0 give a knot derivative of exactly 1."""
+    return math.log(math.expm1(1.0 - min_derivative))
+
+
+def _bin_tables(
+    params: torch.Tensor, bound: float, min_bin_size: float, min_derivative: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Bin geometry from the parameters (parameter axis first).
+
+    Returns
+    -------
+    probs : (2, K, ...) the softmax of the raw widths and heights.
+    table : (4, K, ...) bin widths, bin heights, and the right x- and y-knots of every bin
+        measured from the left edge ``-bound`` (so the last right knot is ``2 * bound``).
+    derivs : (K + 1, ...) knot derivatives, 1 at both ends.
+    """
+    n_bins = (params.shape[0] + 1) // 3
+    raw = params[: 2 * n_bins].unflatten(0, (2, n_bins))
+    # The shift by the maximum only guards exp against overflow; softmax does not depend on it.
+    expo = torch.exp(raw - raw.detach().amax(dim=1, keepdim=True))
+    probs = expo / expo.sum(dim=1, keepdim=True)
+    sizes = probs * (2.0 * bound * (1.0 - min_bin_size * n_bins)) + 2.0 * bound * min_bin_size
+    table = torch.cat([sizes, sizes.cumsum(dim=1)])
+    interior = F.softplus(params[2 * n_bins :] + _derivative_shift(min_derivative))
+    ends = interior.new_ones((1, *interior.shape[1:]))
+    derivs = torch.cat([ends, interior + min_derivative, ends])
+    return probs, table, derivs
+
+
+def _bin_index(shifted: torch.Tensor, right_knots: torch.Tensor) -> torch.Tensor:
+    """Index of each point's bin: the number of interior knots at or left of it.
+
+    ``shifted`` is the clamped point measured from ``-bound``; ``right_knots`` the (K, ...) right
+    knots on the same axis (x for the forward map, y for the inverse).
+    """
+    return (shifted >= right_knots[:-1]).sum(dim=0)
+
+
+def _pick(index: torch.Tensor, table: torch.Tensor, derivs: torch.Tensor):
+    """Gather what the formula needs about each point's bin, in one gather per table.
+
+    Returns the bin's width, height, left x- and y-knots (measured from ``-bound``) and the
+    derivatives at its two ends.
+    """
+    picked = table.gather(1, index.expand(4, 1, *index.shape)).squeeze(1)
+    d0, d1 = derivs.gather(0, torch.stack([index, index + 1]))
+    width, height, right_x, right_y = picked.unbind(0)
+    return width, height, right_x - width, right_y - height, d0, d1
+
+
+class _ForwardSpline(torch.autograd.Function):
+    """Forward spline map with a closed-form backward pass (parameters first)."""
+
+    @staticmethod
+    def forward(ctx, inputs, params, bound, min_bin_size, min_derivative):
+        probs, table, derivs = _bin_tables(params, bound, min_bin_size, min_derivative)
+        n_bins = probs.shape[1]
+        inside = (inputs >= -bound) & (inputs <= bound)
+        shifted = inputs.clamp(-bound, bound) + bound
+        # at_or_below[j] = [j <= k] for j = 0..K, k the point's bin, as floats: the backward
+        # pass builds its bin masks from it. Comparing straight into a float buffer is several
+        # times cheaper than materialising a boolean tensor first.
+        at_or_below = shifted.new_empty((n_bins + 1, *shifted.shape))
+        at_or_below[0] = 1.0
+        at_or_below[n_bins] = 0.0
+        torch.ge(shifted, table[2, : n_bins - 1], out=at_or_below[1:n_bins])
+        index = at_or_below[1:n_bins].sum(dim=0).long()
+        w, h, left_x, left_y, d0, d1 = _pick(index, table, derivs)
+
+        slope = h / w
+        xi = ((shifted - left_x) / w).clamp(0.0, 1.0)
+        xi_sq = xi.square()
+        xi_1m = xi - xi_sq  # xi (1 - xi)
+        denom = slope + (d0 + d1 - 2.0 * slope) * xi_1m
+        numer = slope * xi_sq + d0 * xi_1m  # y = left_y + h * numer / denom
+        # dy/dx = slope^2 * deriv_numer / denom^2
+        deriv_numer = d1 * xi_sq + 2.0 * slope * xi_1m + d0 * (1.0 - xi).square()
+        ratio = slope / denom
+        dydx = deriv_numer * ratio.square()
+        out = left_y + h * numer / denom - bound
+
+        ctx.save_for_backward(
+            params, probs, at_or_below, index, inside, w, h, left_x, left_y, slope, xi, xi_1m,
+            denom, numer, deriv_numer, dydx, d0, d1,
+        )  # fmt: skip
+        ctx.constants = (bound, min_bin_size, min_derivative)
+        return torch.where(inside, out, inputs), torch.where(inside, torch.log(dydx), 0.0)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out, grad_logdet):
+        (
+            params, probs, at_or_below, index, inside, w, h, left_x, left_y, slope, xi, xi_1m,
+            denom, numer, deriv_numer, dydx, d0, d1,
+        ) = ctx.saved_tensors  # fmt: skip
+        bound, min_bin_size, min_derivative = ctx.constants
+        n_bins = probs.shape[1]
+        gy = torch.where(inside, grad_out, 0.0)
+        gl = torch.where(inside, grad_logdet, 0.0)
+
+        # Partial derivatives of (y, log dy/dx) with respect to xi, the slope h / w and the two
+        # knot derivatives, combined with the incoming gradients (gy, gl).
+        inv_denom = 1.0 / denom
+        inv_dnum = 1.0 / deriv_numer
+        one_m_xi = 1.0 - xi
+        two_q = 2.0 * xi_1m
+        numer_ratio = numer * inv_denom  # A / denom
+        gy_h = gy * h * inv_denom
+        gl_2q = gl * two_q * inv_denom
+        ddenom_dxi = (d0 + d1 - 2.0 * slope) * (one_m_xi - xi)
+        ddnum_dxi = 2.0 * (d1 * xi + slope * (one_m_xi - xi) - d0 * one_m_xi)
+        g_xi = gy * w * dydx + gl * (ddnum_dxi * inv_dnum - 2.0 * ddenom_dxi * inv_denom)
+        one_m_2q = 1.0 - two_q
+        g_slope = gy_h * (xi.square() - numer_ratio * one_m_2q) + gl * (
+            2.0 / slope + two_q * inv_dnum - 2.0 * one_m_2q * inv_denom
+        )
+        g_d0 = gy_h * xi_1m * (1.0 - numer_ratio) + gl * one_m_xi.square() * inv_dnum - gl_2q
+        g_d1 = gl * xi.square() * inv_dnum - gy_h * xi_1m * numer_ratio - gl_2q
+
+        # Chain rule through xi = (x - left_x) / w and slope = h / w.
+        inv_w = 1.0 / w
+        g_inputs = torch.where(inside, g_xi * inv_w, grad_out)
+        g_w = -(g_xi * xi + g_slope * slope) * inv_w
+        g_h = gy * numer_ratio + g_slope * inv_w
+        g_left_x = -g_xi * inv_w
+
+        # Widths and heights: bin k's size enters as itself, every earlier bin's through the left
+        # knot. With at_or_below[j] = [j <= k], [j == k] = at_or_below[j] - at_or_below[j + 1]
+        # and [j < k] = at_or_below[j + 1], so the gradient over the bins is two broadcast
+        # products; the softmax's dot product is known per point in closed form.
+        size_scale = 2.0 * bound * (1.0 - min_bin_size * n_bins)
+        min_size = 2.0 * bound * min_bin_size
+        g_own = torch.stack([g_w, g_h]).unsqueeze(1)  # gradient for bin k's size
+        g_left = torch.stack([g_left_x, gy]).unsqueeze(1)  # for the bins left of it
+        k = index.to(probs.dtype)
+        dot = g_own * (torch.stack([w, h]).unsqueeze(1) - min_size) + g_left * (
+            torch.stack([left_x, left_y]) - min_size * k
+        ).unsqueeze(1)
+        g_sizes = at_or_below[:n_bins] * g_own + at_or_below[1:] * (g_left - g_own)
+        g_params = torch.empty_like(params)  # filled in two parts, sparing a concatenation
+        torch.mul(probs, size_scale * g_sizes - dot, out=g_params[: 2 * n_bins].view_as(probs))
+
+        # Interior derivative r (knot r + 1) is d_k when r = k - 1 and d_{k+1} when r = k.
+        g_interior = (
+            at_or_below[1:n_bins] * (g_d0 - g_d1)
+            - at_or_below[2:] * g_d0
+            + at_or_below[: n_bins - 1] * g_d1
+        )
+        d_interior = torch.sigmoid(params[2 * n_bins :] + _derivative_shift(min_derivative))
+        torch.mul(g_interior, d_interior, out=g_params[2 * n_bins :])
+        return g_inputs, g_params, None, None, None
+
+
+def _inverse_spline(inputs, params, bound, min_bin_size, min_derivative):
+    """Inverse spline map (parameters first), plain autograd."""
+    _, table, derivs = _bin_tables(params, bound, min_bin_size, min_derivative)
     inside = (inputs >= -bound) & (inputs <= bound)
-    clamped = inputs.clamp(-bound, bound)
-    # Bin index = number of interior left knots at or below the point (in x or in y).
-    interior = left[..., 1 if inverse else 0, 1:]
-    index = (clamped.unsqueeze(-1) >= interior).sum(dim=-1, keepdim=True)
+    shifted = inputs.clamp(-bound, bound) + bound
+    w, h, left_x, left_y, d0, d1 = _pick(_bin_index(shifted, table[3]), table, derivs)
 
-    # One gather for everything the formula needs about the bin.
-    table = torch.cat([left, sizes, derivs[..., None, :-1], derivs[..., None, 1:]], dim=-2)
-    picked = table.gather(-1, index.unsqueeze(-2).expand(*index.shape[:-1], 6, 1)).squeeze(-1)
-    x_k, y_k, w_k, h_k, d_k, d_k1 = picked.unbind(dim=-1)
-    slope = h_k / w_k
-    curvature = d_k1 + d_k - 2.0 * slope
-
-    if inverse:
-        dy = clamped - y_k
-        a = h_k * (slope - d_k) + dy * curvature
-        b = h_k * d_k - dy * curvature
-        c = -slope * dy
-        # Rounding can push the discriminant a hair below zero; the exact value is >= 0.
-        disc = (b.square() - 4.0 * a * c).clamp_min(0.0)
-        xi = ((2.0 * c) / (-b - disc.sqrt())).clamp(0.0, 1.0)
-        out = x_k + xi * w_k
-        xi_1m = xi * (1.0 - xi)
-    else:
-        xi = ((clamped - x_k) / w_k).clamp(0.0, 1.0)
-        xi_1m = xi * (1.0 - xi)
-        out = y_k + h_k * (slope * xi.square() + d_k * xi_1m) / (slope + curvature * xi_1m)
-
-    deriv_numer = slope.square() * (
-        d_k1 * xi.square() + 2.0 * slope * xi_1m + d_k * (1.0 - xi).square()
-    )
-    logdet = torch.log(deriv_numer) - 2.0 * torch.log(slope + curvature * xi_1m)
-    if inverse:
-        logdet = -logdet
+    slope = h / w
+    curvature = d0 + d1 - 2.0 * slope
+    dy = shifted - left_y
+    a = h * (slope - d0) + dy * curvature
+    b = h * d0 - dy * curvature
+    c = -slope * dy
+    # Rounding can push the discriminant a hair below zero; the exact value is >= 0.
+    disc = (b.square() - 4.0 * a * c).clamp_min(0.0)
+    xi = ((2.0 * c) / (-b - disc.sqrt())).clamp(0.0, 1.0)
+    out = left_x + xi * w - bound
+    xi_1m = xi * (1.0 - xi)
+    deriv_numer = d1 * xi.square() + 2.0 * slope * xi_1m + d0 * (1.0 - xi).square()
+    ratio = slope / (slope + curvature * xi_1m)
+    logdet = -torch.log(deriv_numer * ratio.square())
     return torch.where(inside, out, inputs), torch.where(inside, logdet, 0.0)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .nets import Conditioner
-from .splines import n_spline_params, rational_quadratic_spline
+from .splines import n_spline_params, rational_quadratic_spline_params_first
 
 
 def awaiting_init(layer: nn.Module) -> bool:
@@ -311,17 +311,21 @@ class LULinear(nn.Module):
 
 
 class AdditiveMap:
-    """NICE: ``z = x + t``; volume preserving."""
+    """NICE: ``z = x + t``; volume preserving.
+
+    Element-wise maps take their parameters with the parameter axis first: ``p[j]`` has the
+    shape of ``x`` (see :mod:`skflow.flows.splines` for why).
+    """
 
     n_params = 1
 
     @staticmethod
     def forward(x: torch.Tensor, p: torch.Tensor):
-        return x + p[..., 0], torch.zeros_like(x)
+        return x + p[0], torch.zeros_like(x)
 
     @staticmethod
     def inverse(z: torch.Tensor, p: torch.Tensor):
-        return z - p[..., 0]
+        return z - p[0]
 
 
 class AffineMap:
@@ -329,6 +333,7 @@ class AffineMap:
 
     A hard cap makes narrow modes unreachable and an unbounded ``s`` overflows in deep stacks;
     the tanh clamp keeps gradients alive while bounding each layer's contraction/expansion.
+    Parameters come first: ``p[0]`` is the raw log-scale, ``p[1]`` the shift.
     """
 
     n_params = 2
@@ -337,12 +342,12 @@ class AffineMap:
         self.scale_limit = float(scale_limit)
 
     def forward(self, x: torch.Tensor, p: torch.Tensor):
-        log_scale = soft_clamp(p[..., 0], self.scale_limit)
-        return x * torch.exp(log_scale) + p[..., 1], log_scale
+        log_scale = soft_clamp(p[0], self.scale_limit)
+        return x * torch.exp(log_scale) + p[1], log_scale
 
     def inverse(self, z: torch.Tensor, p: torch.Tensor):
-        log_scale = soft_clamp(p[..., 0], self.scale_limit)
-        return (z - p[..., 1]) * torch.exp(-log_scale)
+        log_scale = soft_clamp(p[0], self.scale_limit)
+        return (z - p[1]) * torch.exp(-log_scale)
 
 
 class SplineMap:
@@ -351,7 +356,8 @@ class SplineMap:
     The spline alone is the identity outside its interval, so heavy-tailed or far-out
     conditionals would stay untouched (a known failure of spline flows on e.g. Neal's funnel).
     The preceding affine step, predicted by the same conditioner, first moves each conditional
-    into the interval, then the spline shapes it.
+    into the interval, then the spline shapes it. Parameters come first: ``p[:2]`` for the
+    affine step, ``p[2:]`` for the spline.
     """
 
     def __init__(self, n_bins: int = 8, bound: float = 5.0, scale_limit: float = 5.0) -> None:
@@ -361,13 +367,13 @@ class SplineMap:
         self.n_params = 2 + n_spline_params(self.n_bins)
 
     def forward(self, x: torch.Tensor, p: torch.Tensor):
-        u, ld_affine = self.affine.forward(x, p[..., :2])
-        z, ld_spline = rational_quadratic_spline(u, p[..., 2:], self.bound)
+        u, ld_affine = self.affine.forward(x, p[:2])
+        z, ld_spline = rational_quadratic_spline_params_first(u, p[2:], self.bound)
         return z, ld_affine + ld_spline
 
     def inverse(self, z: torch.Tensor, p: torch.Tensor):
-        u, _ = rational_quadratic_spline(z, p[..., 2:], self.bound, inverse=True)
-        return self.affine.inverse(u, p[..., :2])
+        u, _ = rational_quadratic_spline_params_first(z, p[2:], self.bound, inverse=True)
+        return self.affine.inverse(u, p[:2])
 
 
 class Coupling(nn.Module):
@@ -443,15 +449,20 @@ class Coupling(nn.Module):
         return torch.cat(parts, dim=1)
 
     def _params(self, kept: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
-        raw = self.conditioner(kept, context)
-        return raw.view(kept.shape[0], self.n_changed, self.element_map.n_params)
+        """Element-wise parameters, shape ``(n_params, n_changed, n_rows)``, parameter-major."""
+        raw = self.conditioner(kept, context, transposed=True)
+        return raw.view(self.element_map.n_params, self.n_changed, kept.shape[0])
+
+    # The element-wise maps run on (n_changed, n_rows) slabs, the layout of the parameters: a
+    # transposed copy of the changed block costs a few microseconds, mixing layouts in every
+    # kernel of the spline would cost far more.
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None):
         kept, changed = self._split(x)
-        out, logdet = self.element_map.forward(changed, self._params(kept, context))
-        return self._join(kept, out), logdet.sum(dim=1)
+        out, logdet = self.element_map.forward(changed.T.contiguous(), self._params(kept, context))
+        return self._join(kept, out.T), logdet.sum(dim=0)
 
     def inverse(self, z: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         kept, changed = self._split(z)
-        out = self.element_map.inverse(changed, self._params(kept, context))
-        return self._join(kept, out)
+        out = self.element_map.inverse(changed.T.contiguous(), self._params(kept, context))
+        return self._join(kept, out.T)
