@@ -127,6 +127,21 @@ def _snapshot(flow: Flow, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]
     return copy.deepcopy(flow.state_dict()), copy.deepcopy(optimizer.state_dict())
 
 
+def _adamw(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW with the fused kernel where torch has one for the device, else the multi-tensor one.
+
+    The fused update is one kernel over all parameters: on one CPU thread it took 0.34 ms per
+    step for a d = 16 flow's 48 tensors against 1.27 ms for ``foreach=True`` (the default
+    Python loop is slower still). Older torch builds have no fused CPU kernel and refuse it.
+    """
+    if all(p.device.type in ("cpu", "cuda") for p in params):
+        try:
+            return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+        except (RuntimeError, ValueError):
+            pass
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, foreach=True)
+
+
 def train_flow(
     flow: Flow,
     train: TrainingData,
@@ -178,12 +193,7 @@ def train_flow(
         init = init.dequantized(generator)
         flow.initialize(init.x, init.context)
     flow.train()
-    optimizer = torch.optim.AdamW(
-        flow.parameters(),
-        lr=config.learning_rate_init,
-        weight_decay=config.weight_decay,
-        foreach=True,  # one multi-tensor kernel instead of a Python loop over parameters
-    )
+    optimizer = _adamw(list(flow.parameters()), config.learning_rate_init, config.weight_decay)
     # Halve the step size when the monitored loss stalls for a third of the stopping patience.
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer,

@@ -216,3 +216,22 @@ def test_initialisation_uses_a_random_subset_of_sorted_data(monkeypatch):
     first_actnorm = est.flow_.transforms[0]
     # The data are standardised before the flow, so a representative subset has mean ~0.
     assert np.abs(first_actnorm.loc.detach().numpy()).max() < 0.25
+
+
+def test_adamw_is_fused_on_cpu_and_falls_back_to_foreach(monkeypatch):
+    params = [torch.nn.Parameter(torch.randn(3, 2)), torch.nn.Parameter(torch.zeros(4))]
+    optimizer = training._adamw(params, 1e-3, 0.01)
+    assert optimizer.defaults["fused"] is True
+    assert optimizer.defaults["weight_decay"] == 0.01
+
+    # A torch without a fused kernel for the device refuses fused=True: use foreach instead.
+    real_adamw = torch.optim.AdamW
+
+    def no_fused(*args, fused=None, **kwargs):
+        if fused:
+            raise RuntimeError("fused=True requires all the params to be on a supported device")
+        return real_adamw(*args, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "AdamW", no_fused)
+    optimizer = training._adamw(params, 1e-3, 0.0)
+    assert optimizer.defaults["foreach"] is True and not optimizer.defaults["fused"]
