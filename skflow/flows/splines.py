@@ -214,8 +214,8 @@ class _ForwardSpline(torch.autograd.Function):
 
         # Partial derivatives of (y, log dy/dx) with respect to xi, the slope h / w and the two
         # knot derivatives, combined with the incoming gradients (gy, gl).
-        inv_denom = 1.0 / denom
-        inv_dnum = 1.0 / deriv_numer
+        inv_denom = denom.reciprocal()  # (1.0 / t is a Python-level reciprocal and a multiply)
+        inv_dnum = deriv_numer.reciprocal()
         one_m_xi = 1.0 - xi
         two_q = 2.0 * xi_1m
         numer_ratio = numer * inv_denom  # A / denom
@@ -226,13 +226,13 @@ class _ForwardSpline(torch.autograd.Function):
         g_xi = gy * w * dydx + gl * (ddnum_dxi * inv_dnum - 2.0 * ddenom_dxi * inv_denom)
         one_m_2q = 1.0 - two_q
         g_slope = gy_h * (xi.square() - numer_ratio * one_m_2q) + gl * (
-            2.0 / slope + two_q * inv_dnum - 2.0 * one_m_2q * inv_denom
+            2.0 * slope.reciprocal() + two_q * inv_dnum - 2.0 * one_m_2q * inv_denom
         )
         g_d0 = gy_h * xi_1m * (1.0 - numer_ratio) + gl * one_m_xi.square() * inv_dnum - gl_2q
         g_d1 = gl * xi.square() * inv_dnum - gy_h * xi_1m * numer_ratio - gl_2q
 
         # Chain rule through xi = (x - left_x) / w and slope = h / w.
-        inv_w = 1.0 / w
+        inv_w = w.reciprocal()
         g_inputs = torch.where(inside, g_xi * inv_w, grad_out)
         g_w = -(g_xi * xi + g_slope * slope) * inv_w
         g_h = gy * numer_ratio + g_slope * inv_w
