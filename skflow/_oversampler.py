@@ -44,6 +44,12 @@ batch_size, learning_rate_init, weight_decay, dropout, early_stopping, validatio
 n_iter_no_change, tol, discrete_features, device, n_jobs, random_state, verbose, warm_start
         The parameters of the :class:`FlowSampler` that is fitted (same meaning and defaults);
         ``random_state`` also seeds the generated rows.
+    class_weight : dict, "balanced" or None, default="balanced"
+        Class weights of the fitted :class:`FlowSampler`'s likelihood. Unlike FlowSampler's
+        default (None), each class gets the same total weight, because the classes being
+        grown are the small ones: on the oversampling benchmark ("balanced" against None,
+        ``docs/benchmarks.md``) it raised cardio's average precision from 0.925 to 0.949 and
+        thyroid's balanced accuracy from 0.978 to 0.989.
 
     Attributes
     ----------
@@ -79,7 +85,7 @@ n_iter_no_change, tol, discrete_features, device, n_jobs, random_state, verbose,
     _sampling_type = "over-sampling"
 
     _parameter_constraints: ClassVar[dict] = {
-        **BaseFlowEstimator._parameter_constraints,
+        **FlowSampler._parameter_constraints,
         "sampling_strategy": [
             Interval(Real, 0, 1, closed="right"),
             StrOptions(set(_STRATEGIES)),
@@ -112,6 +118,7 @@ n_iter_no_change, tol, discrete_features, device, n_jobs, random_state, verbose,
         random_state=None,
         verbose: int = 0,
         warm_start: bool = False,
+        class_weight="balanced",
     ) -> None:
         self.sampling_strategy = sampling_strategy
         self.coupling = coupling
@@ -135,6 +142,7 @@ n_iter_no_change, tol, discrete_features, device, n_jobs, random_state, verbose,
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.class_weight = class_weight
 
     def _sampler_params(self) -> dict:
         return {name: getattr(self, name) for name in FlowSampler._get_param_names()}

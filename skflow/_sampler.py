@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from numbers import Integral, Real
+from typing import ClassVar
 
 import numpy as np
 from scipy.special import logsumexp
 from sklearn.base import ClassNamePrefixFeaturesOutMixin
 from sklearn.utils import TransformerTags, check_random_state
-from sklearn.utils._param_validation import Interval, validate_params
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
@@ -58,6 +60,16 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
     Parameters
     ----------
     {flow_parameters}
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes in the training likelihood (class targets only; an error
+        otherwise), multiplied into ``sample_weight``: a dict maps a label to its weight,
+        "balanced" gives each class the same total weight (``n_samples / (n_classes *
+        n_k)`` per row, as in scikit-learn's classifiers). Every ``p(x | k)`` is still fitted
+        by maximum likelihood; the weights decide how the shared flow, the validation score
+        and early stopping trade the classes off, so "balanced" gives small classes better
+        conditional densities (for oversampling and ``predict``) at some cost to the large
+        ones. ``class_prior_``, the mixture density and labels drawn by ``sample`` use the
+        unweighted (``sample_weight`` only) class frequencies.
 
     Attributes
     ----------
@@ -107,6 +119,11 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
     (3, 2)
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        **BaseFlowEstimator._parameter_constraints,
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
+
     def __init__(
         self,
         coupling: str = "spline",
@@ -130,6 +147,7 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
         random_state=None,
         verbose: int = 0,
         warm_start: bool = False,
+        class_weight=None,
     ) -> None:
         self.coupling = coupling
         self.n_transforms = n_transforms
@@ -152,6 +170,7 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.class_weight = class_weight
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None, sample_weight=None):
@@ -195,7 +214,8 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
         context = self._fit_target(y, X.shape[0], sample_weight, warm)
-        self._fit_flow(X, sample_weight=sample_weight, context=context)
+        weight = self._training_weight(y, X.shape[0], sample_weight)
+        self._fit_flow(X, sample_weight=weight, context=context)
         self._n_features_out = int(np.sum(self.preprocessor_.keep_))
         return self
 
@@ -255,6 +275,20 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
         self._condition_weight = weight / weight.sum()
         self._condition_ndim = y.ndim
         return self._encode_conditions(conditions)
+
+    def _training_weight(self, y, n_rows: int, sample_weight):
+        """``sample_weight`` times the ``class_weight`` of each row's class (None: unweighted)."""
+        if self.class_weight is None:
+            return sample_weight
+        if self.target_type_ != "classes":
+            raise ValueError(
+                "class_weight needs class labels in y; got "
+                + ("no y" if self.target_type_ is None else "continuous conditions")
+                + ". Use sample_weight to weight rows instead."
+            )
+        labels = _as_target_array(y, n_rows).ravel()
+        weight = compute_sample_weight(self.class_weight, labels)
+        return weight if sample_weight is None else sample_weight * weight
 
     # ------------------------------------------------------------------ encoding y
     def _encode_conditions(self, conditions: np.ndarray) -> np.ndarray:

@@ -142,6 +142,51 @@ def test_sample_weight_sets_priors(small, tiny_params):
     np.testing.assert_allclose(est.class_prior_, np.array([400, 120, 80]) / 600)
 
 
+def _training_weights(monkeypatch, est, X, y, **fit_kwargs):
+    """Fit ``est`` and return the row weights its training loop was given."""
+    seen = {}
+    original = FlowSampler._fit_flow
+
+    def spy(self, X, sample_weight=None, context=None):
+        seen["weight"] = sample_weight
+        return original(self, X, sample_weight=sample_weight, context=context)
+
+    monkeypatch.setattr(FlowSampler, "_fit_flow", spy)
+    est.fit(X, y, **fit_kwargs)
+    return seen["weight"]
+
+
+def test_class_weight_weights_the_likelihood_not_the_priors(small, tiny_params, monkeypatch):
+    X, y = small  # classes a, b, c with 200, 120, 80 rows
+    est = FlowSampler(random_state=0, class_weight="balanced", **tiny_params)
+    weight = _training_weights(monkeypatch, est, X, y)
+    expected = {"a": 400 / (3 * 200), "b": 400 / (3 * 120), "c": 400 / (3 * 80)}
+    np.testing.assert_allclose(weight, [expected[label] for label in y])
+    for label in "abc":  # every class carries the same total weight
+        assert weight[y == label].sum() == pytest.approx(400 / 3)
+    np.testing.assert_allclose(est.class_prior_, [0.5, 0.3, 0.2])  # priors stay unweighted
+
+    # A dict, multiplied into sample_weight; classes it leaves out keep weight 1.
+    est = FlowSampler(random_state=0, class_weight={"c": 3.0}, **tiny_params)
+    rows = np.where(y == "a", 2.0, 1.0)
+    weight = _training_weights(monkeypatch, est, X, y, sample_weight=rows)
+    np.testing.assert_allclose(weight, rows * np.where(y == "c", 3.0, 1.0))
+    np.testing.assert_allclose(est.class_prior_, np.array([400, 120, 80]) / 600)
+
+    # None (FlowSampler's default) trains on sample_weight alone.
+    est = FlowSampler(random_state=0, **tiny_params)
+    assert _training_weights(monkeypatch, est, X, y) is None
+
+
+def test_class_weight_needs_class_labels(tiny_params):
+    X = np.random.default_rng(0).normal(size=(60, 2))
+    est = FlowSampler(class_weight="balanced", **tiny_params)
+    with pytest.raises(ValueError, match="class_weight needs class labels in y; got continuous"):
+        est.fit(X, X[:, 0] * 0.37)
+    with pytest.raises(ValueError, match="class_weight needs class labels in y; got no y"):
+        est.fit(X)
+
+
 def test_continuous_conditions():
     """p(x | t) for x = (t + noise, t^2 + noise): samples track the condition."""
     rng = np.random.default_rng(0)
@@ -271,11 +316,15 @@ def test_fit_resample_is_reproducible(tiny_params):
 
 def test_flow_sampler_fit_resample_matches_the_oversampler(small, tiny_params):
     X, y = small
-    X1, y1 = FlowSampler(random_state=0, **tiny_params).fit_resample(X, y)
+    # The oversampler's class_weight defaults to "balanced", FlowSampler's to None.
+    sampler = FlowSampler(random_state=0, class_weight="balanced", **tiny_params)
+    X1, y1 = sampler.fit_resample(X, y)
     X2, y2 = FlowOverSampler(random_state=0, **tiny_params).fit_resample(X, y)
     np.testing.assert_array_equal(X1, X2)
     np.testing.assert_array_equal(y1, y2)
     assert sorted(np.unique(y1, return_counts=True)[1].tolist()) == [200, 200, 200]
+    X3, _ = FlowOverSampler(random_state=0, class_weight=None, **tiny_params).fit_resample(X, y)
+    assert not np.allclose(X3[len(X) :], X2[len(X) :])  # the weighting changes the fit
 
 
 def test_oversampler_in_imblearn_pipeline_and_cross_validate(tiny_params):
