@@ -124,3 +124,9 @@ def test_sklearn_internal_checks(check_name, coupling):
     pytest.importorskip("pandas")
     check = getattr(estimator_checks, check_name)
     check("FlowDensity", FlowDensity(coupling=coupling, random_state=0, **TINY))
+
+
+@pytest.mark.parametrize("estimator", [FlowSampler(**TINY), FlowOverSampler(**TINY)], ids=repr)
+def test_param_validation_of_the_samplers(estimator):
+    """Every constructor parameter (class_weight and sampling_strategy included) is validated."""
+    estimator_checks.check_param_validation(type(estimator).__name__, estimator)
