@@ -1,5 +1,6 @@
 """Pure-PyTorch normalizing flows (no scikit-learn import): usable on their own."""
 
+from .dropout import BitDropout
 from .flow import COUPLINGS, MIXINGS, Flow, build_flow
 from .nets import Conditioner
 from .splines import rational_quadratic_spline, rational_quadratic_spline_params_first
@@ -21,6 +22,7 @@ __all__ = [
     "ActNorm",
     "AdditiveMap",
     "AffineMap",
+    "BitDropout",
     "Conditioner",
     "ContextAffine",
     "Coupling",

