@@ -11,7 +11,7 @@ time; this class keeps the counter in Python and touches parameters only.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
@@ -27,16 +27,19 @@ class ParameterAverage:
 
     Parameters
     ----------
-    module : torch.nn.Module
-        The model being trained; its parameters are read, never replaced.
+    parameters : torch.nn.Module or sequence of torch.Tensor
+        The model being trained, or the tensors holding its parameters (for example the flat
+        tensor of :class:`~skflow._flat_parameters.FlatParameters`); read, never replaced.
     span : float
         Time constant of the exponential average, in updates (>= 1).
     """
 
-    def __init__(self, module: torch.nn.Module, span: float) -> None:
+    def __init__(self, parameters: torch.nn.Module | Sequence[torch.Tensor], span: float) -> None:
+        if isinstance(parameters, torch.nn.Module):
+            parameters = list(parameters.parameters())
         # Detached views share storage with the parameters, so they follow the optimizer's
         # in-place steps; building them once keeps the per-step update to one kernel call.
-        self._live = [p.detach() for p in module.parameters()]
+        self._live = [p.detach() for p in parameters]
         self._average = [p.clone() for p in self._live]
         self._span = max(1.0, float(span))
         self._updates = 0

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from ._averaging import ParameterAverage
 from ._chunking import MAX_CHUNK_ROWS
+from ._flat_parameters import FlatParameters
 from .flows import Flow
 
 # How many times a non-finite loss may be recovered from before giving up.
@@ -123,8 +124,8 @@ def evaluate_nll(flow: Flow, data: TrainingData, chunk: int = MAX_CHUNK_ROWS) ->
     return -float(total) / weight_sum
 
 
-def _snapshot(flow: Flow, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
-    return copy.deepcopy(flow.state_dict()), copy.deepcopy(optimizer.state_dict())
+def _snapshot(flat: FlatParameters, optimizer: torch.optim.Optimizer) -> tuple[torch.Tensor, dict]:
+    return flat.state(), copy.deepcopy(optimizer.state_dict())
 
 
 def _adamw(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.AdamW:
@@ -177,7 +178,6 @@ def train_flow(
     history = history if history is not None else TrainingHistory()
     history.converged = False
     n_rows = len(train)
-    batch_size = min(config.batch_size, n_rows)
 
     if not history.n_iter:
         # Data-dependent initialisation (ActNorm, whitening, tails) on a random subset: the
@@ -193,7 +193,29 @@ def train_flow(
         init = init.dequantized(generator)
         flow.initialize(init.x, init.context)
     flow.train()
-    optimizer = _adamw(list(flow.parameters()), config.learning_rate_init, config.weight_decay)
+    # One flat tensor for the parameters and one for the gradients during this run: zeroing,
+    # clipping, the optimiser step, the average and the snapshots are then one kernel each.
+    flat = FlatParameters(flow)
+    try:
+        return _optimise(flow, flat, train, validation, config, generator, nll_offset, history)
+    finally:
+        flat.release()
+
+
+def _optimise(
+    flow: Flow,
+    flat: FlatParameters,
+    train: TrainingData,
+    validation: TrainingData | None,
+    config: TrainingConfig,
+    generator: torch.Generator,
+    nll_offset: float,
+    history: TrainingHistory,
+) -> TrainingHistory:
+    """The epochs of :func:`train_flow`, on a flow whose parameters ``flat`` holds."""
+    n_rows = len(train)
+    batch_size = min(config.batch_size, n_rows)
+    optimizer = _adamw([flat.parameter], config.learning_rate_init, config.weight_decay)
     # Halve the step size when the monitored loss stalls for a third of the stopping patience.
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer,
@@ -207,9 +229,11 @@ def train_flow(
         validation = validation.dequantized(generator)
     steps_per_epoch = math.ceil(n_rows / batch_size)
     # Validation, early stopping and the returned fit all use the averaged parameters.
-    average = ParameterAverage(flow, min(AVERAGE_EPOCHS * steps_per_epoch, AVERAGE_MAX_STEPS))
-    good_state = (*_snapshot(flow, optimizer), average.state())
-    best_state = copy.deepcopy(good_state[0])
+    average = ParameterAverage(
+        [flat.values], min(AVERAGE_EPOCHS * steps_per_epoch, AVERAGE_MAX_STEPS)
+    )
+    good_state = (*_snapshot(flat, optimizer), average.state())
+    best_state = good_state[0].clone()
     # The freshly initialised flow is already a full-covariance Gaussian fit; scoring it first
     # means early stopping can never hand back something worse on the validation rows.
     best_loss = (
@@ -236,15 +260,15 @@ def train_flow(
                 for group in optimizer.param_groups:
                     group["lr"] = config.learning_rate_init * (step + 1) / warmup_steps
             step += 1
-            optimizer.zero_grad(set_to_none=True)
+            flat.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(flow.parameters(), MAX_GRAD_NORM, foreach=True)
+            flat.clip_grad_norm_(MAX_GRAD_NORM)
             optimizer.step()
             average.update()
             epoch_loss += loss.detach() * batch.x.shape[0]
         train_loss = float(epoch_loss) / n_rows
 
-        if not math.isfinite(train_loss) or not _parameters_finite(flow):
+        if not math.isfinite(train_loss) or not flat.all_finite():
             # Diverged somewhere in this epoch: go back to the last good state, step more gently.
             history.n_recoveries += 1
             if history.n_recoveries > MAX_RECOVERIES:
@@ -253,14 +277,14 @@ def train_flow(
                     "lowering the learning rate; try a smaller learning_rate_init, a larger "
                     "batch_size or coupling='affine'"
                 )
-            flow.load_state_dict(good_state[0])
+            flat.load_state(good_state[0])
             optimizer.load_state_dict(good_state[1])
             average.load_state(good_state[2])
             for group in optimizer.param_groups:
                 group["lr"] *= 0.5
             continue  # redo the epoch; it does not count towards max_iter
 
-        good_state = (*_snapshot(flow, optimizer), average.state())
+        good_state = (*_snapshot(flat, optimizer), average.state())
         epochs_done += 1
         progress.update()
         history.n_iter += 1
@@ -270,7 +294,7 @@ def train_flow(
                 monitored = evaluate_nll(flow, validation, config.eval_chunk)
                 improved = monitored < best_loss - config.tol
                 if improved:
-                    best_state = copy.deepcopy(flow.state_dict())
+                    best_state = flat.state()
             history.validation_scores.append(-(monitored + nll_offset))
         else:
             monitored = train_loss
@@ -293,7 +317,7 @@ def train_flow(
     progress.close()
 
     if validation is not None:
-        flow.load_state_dict(best_state)
+        flat.load_state(best_state)
         history.best_validation_score = -(best_loss + nll_offset)
     else:
         average.write_to_module()
@@ -303,10 +327,6 @@ def train_flow(
             f"skflow: training stopped at max_iter={config.max_iter} epochs before the "
             "monitored loss stopped improving; consider increasing max_iter.",
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     return history
-
-
-def _parameters_finite(flow: Flow) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in flow.parameters())
