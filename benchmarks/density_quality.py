@@ -241,11 +241,13 @@ def _fmt(value: Any, spec: str = ".3f") -> str:
 
 def markdown_report(rows: list[dict[str, Any]], methods: list[str], config: dict) -> str:
     """Two Markdown tables: test NLL / KL gap, then fit times and chosen settings."""
+    # The config stores each value's repr; show them as the keyword arguments they were.
+    params = ", ".join(f"{k}={v}" for k, v in config["flow_params"].items()) or "defaults"
     lines = [
         "# Density quality",
         "",
         f"Run {config['date']} on {config['machine']}; flow params: "
-        f"`{config['flow_params'] or 'defaults'}`; synthetic n_train={config['n_train']}, "
+        f"`{params}`; synthetic n_train={config['n_train']}, "
         f"n_test={config['n_test']}.",
         "",
         "Test NLL = mean -log p(x) over test rows, nats, in the data's units (lower is "
