@@ -15,8 +15,10 @@ FLOW_PARAMETERS = """\
         Number of coupling layers.
     hidden_layer_sizes : array-like of int, default=(128, 128)
         Hidden widths of each coupling's conditioner network.
-    n_bins : int, default=8
-        Number of spline bins (``coupling="spline"`` only).
+    n_bins : int or "auto", default="auto"
+        Number of spline bins (``coupling="spline"`` only). "auto" is 16 for data with one or
+        two features (each coupling then transforms one variable, and finer splines cost
+        almost nothing) and 8 otherwise.
     tail_bound : float, default=5.0
         The spline acts on ``[-tail_bound, tail_bound]`` (in standardised units) and is the
         identity outside.
@@ -33,9 +35,12 @@ FLOW_PARAMETERS = """\
         steps); it is halved when the monitored loss stalls.
     weight_decay : float, default=1e-5
         Decoupled weight decay (AdamW).
-    dropout : float, default=0.2
+    dropout : float or "auto", default="auto"
         Dropout probability in the conditioner networks during training. Flows over-fit within a
         few epochs on a few thousand rows; dropout is what lets them keep learning there.
+        "auto" is 0.2, or 0 for data with one or two features, where each conditioner sees a
+        single input feature and dropout only blurs what it learns. On a few thousand rows
+        with 20 or more features, more (0.5, with ``n_bins=4``) often does better.
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the rows, stop when their log-likelihood stops
         improving and restore the best weights. Without it, the training loss is monitored.

@@ -96,6 +96,46 @@ def test_every_architecture_learns(coupling, mixing, blobs_2d):
     assert est.loss_curve_[-1] < est.loss_curve_[0]
 
 
+def _built_architecture(est) -> tuple[set[int], set[float]]:
+    """The spline bin counts and dropout probabilities inside a fitted estimator's flow."""
+    from skflow.flows import BitDropout, SplineMap
+
+    bins = {
+        m.element_map.n_bins
+        for m in est.flow_.modules()
+        if isinstance(getattr(m, "element_map", None), SplineMap)
+    }
+    drops = {m.p for m in est.flow_.modules() if isinstance(m, BitDropout)}
+    return bins, drops
+
+
+@pytest.mark.parametrize(
+    "estimator", ["FlowDensity", "FlowSampler", "FlowOutlierDetector"], ids=str
+)
+@pytest.mark.parametrize(
+    ("n_features", "bins", "drops"),
+    [(1, {16}, set()), (2, {16}, set()), (3, {8}, {0.2}), (6, {8}, {0.2})],
+)
+def test_auto_bins_and_dropout_follow_the_number_of_features(estimator, n_features, bins, drops):
+    """Up to two features: 16 bins and no dropout; from three: 8 bins and dropout 0.2."""
+    import skflow
+
+    X = np.random.default_rng(0).normal(size=(200, n_features))
+    est = getattr(skflow, estimator)(
+        n_transforms=2, hidden_layer_sizes=(8,), max_iter=1, random_state=0
+    ).fit(X)
+    assert est.get_params()["n_bins"] == "auto" and est.get_params()["dropout"] == "auto"
+    assert _built_architecture(est) == (bins, drops)
+
+
+def test_explicit_bins_and_dropout_override_auto():
+    X = np.random.default_rng(0).normal(size=(200, 2))
+    est = FlowDensity(
+        n_transforms=2, hidden_layer_sizes=(8,), n_bins=5, dropout=0.1, max_iter=1, random_state=0
+    ).fit(X)
+    assert _built_architecture(est) == ({5}, {0.1})
+
+
 @pytest.mark.parametrize("n_features", [1, 3])
 def test_one_and_odd_features(n_features, tiny_params):
     rng = np.random.default_rng(0)
