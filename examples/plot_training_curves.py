@@ -10,7 +10,8 @@ units of X, so the two curves can share one axis once the validation score is ne
 On small data a flow over-fits quickly: the training loss keeps falling while the validation
 loss stops improving, and the gap between the two curves is what the model has memorised about
 its training rows. The left panel fits 500 rows without dropout, the right panel the same rows
-with the default ``dropout=0.2``, which keeps the curves together for longer. (With dropout
+with ``dropout=0.2`` (what the default ``dropout="auto"`` picks for three or more features),
+which keeps the curves together for longer. (With dropout
 the training loss is measured with dropout active, which is why it is not far below the
 validation loss.) Early stopping, on by default, keeps the weights of the best validation
 epoch, marked by the dotted line; it is switched off here in effect (``n_iter_no_change``
