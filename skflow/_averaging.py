@@ -62,7 +62,7 @@ class ParameterAverage:
             torch._foreach_copy_(self._live, live)
 
     def write_to_module(self) -> None:
-        """Replace the module's parameter values by the average (for the final fit)."""
+        """Replace the tracked parameter values by the average (for the final fit)."""
         torch._foreach_copy_(self._live, self._average)
 
     def state(self) -> tuple[list[torch.Tensor], int]:

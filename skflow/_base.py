@@ -30,24 +30,22 @@ _AUTO_BATCH_MIN, _AUTO_BATCH_MAX, _AUTO_STEPS_PER_EPOCH = 256, 1024, 40
 # dropout only blurs it, and finer splines add few parameters. With more features the
 # conditioners see many inputs, over-fit within a few epochs, and need the regularisation.
 # Measured on the 2-D density benchmarks (docs/benchmarks.md, "Defaults for one or two
-# features"): checkerboard KL 0.129 -> 0.099, better on every 2-D set and seed tried.
+# features"): checkerboard KL 0.129 -> 0.100, better on every 2-D set and seed tried.
 _LOW_DIM_MAX_FEATURES = 2
-_AUTO_N_BINS = {"low": 16, "high": 8}
-_AUTO_DROPOUT = {"low": 0.0, "high": 0.2}
 
 
 def resolve_n_bins(n_bins: int | str, n_features: int) -> int:
     """Spline bins: ``n_bins`` itself, or the "auto" choice for ``n_features`` features."""
     if n_bins != "auto":
         return int(n_bins)
-    return _AUTO_N_BINS["low" if n_features <= _LOW_DIM_MAX_FEATURES else "high"]
+    return 16 if n_features <= _LOW_DIM_MAX_FEATURES else 8
 
 
 def resolve_dropout(dropout: float | str, n_features: int) -> float:
     """Conditioner dropout: ``dropout`` itself, or the "auto" choice for ``n_features``."""
     if dropout != "auto":
         return float(dropout)
-    return _AUTO_DROPOUT["low" if n_features <= _LOW_DIM_MAX_FEATURES else "high"]
+    return 0.0 if n_features <= _LOW_DIM_MAX_FEATURES else 0.2
 
 
 class BaseFlowEstimator(BaseEstimator):

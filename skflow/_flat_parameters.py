@@ -34,7 +34,6 @@ class FlatParameters:
     """
 
     def __init__(self, module: nn.Module) -> None:
-        self._module = module
         self._parameters = [p for p in module.parameters() if p.requires_grad]
         if not self._parameters:
             raise ValueError("the module has no trainable parameters")
