@@ -28,24 +28,33 @@ _AUTO_BATCH_MIN, _AUTO_BATCH_MAX, _AUTO_STEPS_PER_EPOCH = 256, 1024, 40
 # "auto" spline bins and dropout. With one or two features every conditioner sees one input
 # feature (or none): a smooth function of one variable that thousands of rows pin down, so
 # dropout only blurs it, and finer splines add few parameters. With more features the
-# conditioners see many inputs, over-fit within a few epochs, and need the regularisation.
-# Measured on the 2-D density benchmarks (docs/benchmarks.md, "Defaults for one or two
-# features"): checkerboard KL 0.129 -> 0.100, better on every 2-D set and seed tried.
+# conditioners see many inputs and over-fit within a few epochs: coarse splines and heavy
+# dropout (4 bins, 0.5) gave a better test likelihood on 7 of the 8 benchmark sets with 5+
+# features and on a 16-D synthetic set at 5,000, 20,000 and 100,000 rows, but need about three
+# times the epochs. Up to 20,000 rows that keeps a default fit near a minute on two cores;
+# above, an epoch is expensive and the lighter setting (8 bins, 0.2) converges faster.
+# Measured in docs/benchmarks.md ("Defaults for one or two features", "Stronger
+# regularisation").
 _LOW_DIM_MAX_FEATURES = 2
+_SMALL_DATA_MAX_ROWS = 20_000
 
 
-def resolve_n_bins(n_bins: int | str, n_features: int) -> int:
-    """Spline bins: ``n_bins`` itself, or the "auto" choice for ``n_features`` features."""
+def resolve_n_bins(n_bins: int | str, n_features: int, n_samples: int) -> int:
+    """Spline bins: ``n_bins`` itself, or the "auto" choice for the data's shape."""
     if n_bins != "auto":
         return int(n_bins)
-    return 16 if n_features <= _LOW_DIM_MAX_FEATURES else 8
+    if n_features <= _LOW_DIM_MAX_FEATURES:
+        return 16
+    return 4 if n_samples <= _SMALL_DATA_MAX_ROWS else 8
 
 
-def resolve_dropout(dropout: float | str, n_features: int) -> float:
-    """Conditioner dropout: ``dropout`` itself, or the "auto" choice for ``n_features``."""
+def resolve_dropout(dropout: float | str, n_features: int, n_samples: int) -> float:
+    """Conditioner dropout: ``dropout`` itself, or the "auto" choice for the data's shape."""
     if dropout != "auto":
         return float(dropout)
-    return 0.0 if n_features <= _LOW_DIM_MAX_FEATURES else 0.2
+    if n_features <= _LOW_DIM_MAX_FEATURES:
+        return 0.0
+    return 0.5 if n_samples <= _SMALL_DATA_MAX_ROWS else 0.2
 
 
 class BaseFlowEstimator(BaseEstimator):
@@ -154,7 +163,11 @@ class BaseFlowEstimator(BaseEstimator):
             history = self._history_
         else:
             flow = self._build(
-                n_latent, hidden, 0 if context is None else context.shape[1], init_seed
+                n_latent,
+                X.shape[0],
+                hidden,
+                0 if context is None else context.shape[1],
+                init_seed,
             ).to(device)
             history = TrainingHistory()
 
@@ -229,7 +242,9 @@ class BaseFlowEstimator(BaseEstimator):
         order = rng.permutation(n_rows)
         return np.sort(order[n_val:]), np.sort(order[:n_val])
 
-    def _build(self, n_features: int, hidden, context_features: int, seed: int) -> Flow:
+    def _build(
+        self, n_features: int, n_samples: int, hidden, context_features: int, seed: int
+    ) -> Flow:
         """Build the flow on the CPU from a forked RNG: reproducible, global RNG untouched."""
         with torch.random.fork_rng(devices=[]):
             torch.default_generator.manual_seed(seed)
@@ -239,11 +254,11 @@ class BaseFlowEstimator(BaseEstimator):
                 coupling=self.coupling,
                 n_transforms=self.n_transforms,
                 hidden_layer_sizes=hidden,
-                n_bins=resolve_n_bins(self.n_bins, n_features),
+                n_bins=resolve_n_bins(self.n_bins, n_features, n_samples),
                 tail_bound=self.tail_bound,
                 mixing=self.mixing,
                 context_features=context_features,
-                dropout=resolve_dropout(self.dropout, n_features),
+                dropout=resolve_dropout(self.dropout, n_features, n_samples),
                 generator=generator,
             )
 

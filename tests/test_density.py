@@ -113,16 +113,26 @@ def _built_architecture(est) -> tuple[set[int], set[float]]:
     "estimator", ["FlowDensity", "FlowSampler", "FlowOutlierDetector"], ids=str
 )
 @pytest.mark.parametrize(
-    ("n_features", "bins", "drops"),
-    [(1, {16}, set()), (2, {16}, set()), (3, {8}, {0.2}), (6, {8}, {0.2})],
+    ("n_features", "n_rows", "bins", "drops"),
+    [
+        (1, 200, {16}, set()),
+        (2, 200, {16}, set()),
+        (2, 20_001, {16}, set()),
+        (3, 200, {4}, {0.5}),
+        (6, 20_000, {4}, {0.5}),
+        (6, 20_001, {8}, {0.2}),
+    ],
 )
-def test_auto_bins_and_dropout_follow_the_number_of_features(estimator, n_features, bins, drops):
-    """Up to two features: 16 bins and no dropout; from three: 8 bins and dropout 0.2."""
+def test_auto_bins_and_dropout_follow_the_shape_of_the_data(
+    estimator, n_features, n_rows, bins, drops
+):
+    """Up to two features: 16 bins and no dropout. From three: 4 bins and dropout 0.5 up to
+    20,000 rows, 8 bins and dropout 0.2 above."""
     import skflow
 
-    X = np.random.default_rng(0).normal(size=(200, n_features))
+    X = np.random.default_rng(0).normal(size=(n_rows, n_features))
     est = getattr(skflow, estimator)(
-        n_transforms=2, hidden_layer_sizes=(8,), max_iter=1, random_state=0
+        n_transforms=2, hidden_layer_sizes=(8,), max_iter=1, early_stopping=False, random_state=0
     ).fit(X)
     assert est.get_params()["n_bins"] == "auto" and est.get_params()["dropout"] == "auto"
     assert _built_architecture(est) == (bins, drops)
