@@ -8,15 +8,20 @@ rows (``validation_fraction`` of the data, 10% by default). Both are in nats per
 units of X, so the two curves can share one axis once the validation score is negated.
 
 On small data a flow over-fits quickly: the training loss keeps falling while the validation
-loss stops improving, and the gap between the two curves is what the model has memorised about
+loss turns and rises, and the gap between the two curves is what the model has memorised about
 its training rows. The left panel fits 500 rows without dropout, the right panel the same rows
-with ``dropout=0.2`` (what the default ``dropout="auto"`` picks for three or more features),
-which keeps the curves together for longer. (With dropout
-the training loss is measured with dropout active, which is why it is not far below the
-validation loss.) Early stopping, on by default, keeps the weights of the best validation
-epoch, marked by the dotted line; it is switched off here in effect (``n_iter_no_change``
-equal to ``max_iter``) so that the whole curve is drawn. The jagged validation curve is what
-150 validation rows look like: compare settings by cross-validation, not by one curve.
+with ``dropout=0.5`` (what the default ``dropout="auto"`` picks for three or more features and
+up to 20,000 rows), which keeps the curves together but learns more slowly. (With dropout the
+training loss is measured with dropout active, which is why it is not below the validation
+loss.) Early stopping, on by default, keeps the weights of the best validation epoch, marked by
+the dotted line; it is switched off here in effect (``n_iter_no_change`` equal to
+``max_iter``) so that the whole curve is drawn.
+
+Read the best epochs, not only the gaps: on this smooth 3-D cloud the run without dropout
+reaches the lower validation loss (about 1.63 nats against 1.76 when this was written), and
+early stopping would keep exactly that epoch. Dropout earns its place on wider tables (the
+benchmarks' gains are on 6 to 64 features), so compare settings by cross-validation, not by
+one curve: the jagged validation curve is what 150 validation rows look like.
 """
 
 import warnings
@@ -27,7 +32,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from skflow import FlowDensity
 
-# The small max_iter below keeps the example fast; silence the warning that says so.
+# Both fits run to max_iter on purpose (the whole curve is drawn); silence the warning.
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
 rng = np.random.default_rng(0)
@@ -37,7 +42,7 @@ X = np.column_stack(
     [t, 0.5 * t**2 + 0.3 * rng.normal(size=500), np.sin(2 * t) + 0.2 * rng.normal(size=500)]
 )
 
-settings = {"dropout=0 (over-fits)": 0.0, "dropout=0.2 (the default)": 0.2}
+settings = {"dropout=0 (over-fits)": 0.0, "dropout=0.5 (the default here)": 0.5}
 fits = {}
 for title, dropout in settings.items():
     fits[title] = FlowDensity(
@@ -46,8 +51,8 @@ for title, dropout in settings.items():
         dropout=dropout,
         validation_fraction=0.3,  # more validation rows: a smoother validation curve
         batch_size=50,
-        max_iter=40,
-        n_iter_no_change=40,  # let it run on past the best epoch, to see the whole curve
+        max_iter=150,
+        n_iter_no_change=150,  # let it run on past the best epoch, to see the whole curve
         learning_rate_init=3e-3,
         random_state=0,
     ).fit(X)
