@@ -19,7 +19,8 @@ FLOW_PARAMETERS = """\
         Number of spline bins (``coupling="spline"`` only). "auto" is 16 for data with one or
         two features (each coupling then transforms one variable, and finer splines cost
         almost nothing); with more features, 4 up to 20,000 rows (coarse splines over-fit
-        less) and 8 above. See ``dropout`` for why the two change together.
+        less) and 8 above or when conditioned on ``y``. See ``dropout`` for why the two change
+        together.
     tail_bound : float, default=5.0
         The spline acts on ``[-tail_bound, tail_bound]`` (in standardised units) and is the
         identity outside.
@@ -43,7 +44,9 @@ FLOW_PARAMETERS = """\
         input feature and dropout only blurs what it learns. With more features it is 0.5 (and
         ``n_bins`` 4) up to 20,000 rows, and 0.2 (``n_bins`` 8) above: the heavier setting
         gives better densities but needs about three times the epochs, so on large data it
-        is worth setting ``dropout=0.5, n_bins=4`` explicitly when fit time matters less.
+        is worth setting ``dropout=0.5, n_bins=4`` explicitly when fit time matters less. A
+        flow conditioned on ``y`` (FlowSampler) gets the lighter setting: with the heavy one,
+        its generated minority-class rows were worse training data for a classifier.
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the rows, stop when their log-likelihood stops
         improving and restore the best weights. Without it, the training loss is monitored.

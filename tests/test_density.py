@@ -138,6 +138,26 @@ def test_auto_bins_and_dropout_follow_the_shape_of_the_data(
     assert _built_architecture(est) == (bins, drops)
 
 
+@pytest.mark.parametrize("estimator", ["FlowSampler", "FlowOverSampler"], ids=str)
+def test_auto_keeps_light_regularisation_for_conditional_flows(estimator):
+    """A flow conditioned on y keeps 8 bins and dropout 0.2 on small data: heavy dropout also
+    hides the condition from the conditioners."""
+    import skflow
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 6))
+    y = np.repeat([0, 1], [150, 50])
+    est = getattr(skflow, estimator)(
+        n_transforms=2, hidden_layer_sizes=(8,), max_iter=1, early_stopping=False, random_state=0
+    )
+    if estimator == "FlowOverSampler":
+        est.fit_resample(X, y)
+        est = est.sampler_
+    else:
+        est.fit(X, y)
+    assert _built_architecture(est) == ({8}, {0.2})
+
+
 def test_explicit_bins_and_dropout_override_auto():
     X = np.random.default_rng(0).normal(size=(200, 2))
     est = FlowDensity(
