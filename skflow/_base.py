@@ -54,22 +54,20 @@ def _auto_regime(n_features: int, n_samples: int, conditional: bool) -> str:
     return "heavy"
 
 
-def resolve_n_bins(
-    n_bins: int | str, n_features: int, n_samples: int, conditional: bool = False
-) -> int:
-    """Spline bins: ``n_bins`` itself, or the "auto" choice for the data's shape."""
-    if n_bins != "auto":
-        return int(n_bins)
-    return _AUTO_REGULARISATION[_auto_regime(n_features, n_samples, conditional)][0]
-
-
-def resolve_dropout(
-    dropout: float | str, n_features: int, n_samples: int, conditional: bool = False
-) -> float:
-    """Conditioner dropout: ``dropout`` itself, or the "auto" choice for the data's shape."""
-    if dropout != "auto":
-        return float(dropout)
-    return _AUTO_REGULARISATION[_auto_regime(n_features, n_samples, conditional)][1]
+def resolve_bins_and_dropout(
+    n_bins: int | str,
+    dropout: float | str,
+    n_features: int,
+    n_samples: int,
+    conditional: bool = False,
+) -> tuple[int, float]:
+    """Spline bins and conditioner dropout: each as given, or its "auto" choice for the
+    data's shape."""
+    auto_bins, auto_dropout = _AUTO_REGULARISATION[_auto_regime(n_features, n_samples, conditional)]
+    return (
+        auto_bins if n_bins == "auto" else int(n_bins),
+        auto_dropout if dropout == "auto" else float(dropout),
+    )
 
 
 class BaseFlowEstimator(BaseEstimator):
@@ -261,6 +259,9 @@ class BaseFlowEstimator(BaseEstimator):
         self, n_features: int, n_samples: int, hidden, context_features: int, seed: int
     ) -> Flow:
         """Build the flow on the CPU from a forked RNG: reproducible, global RNG untouched."""
+        n_bins, dropout = resolve_bins_and_dropout(
+            self.n_bins, self.dropout, n_features, n_samples, conditional=context_features > 0
+        )
         with torch.random.fork_rng(devices=[]):
             torch.default_generator.manual_seed(seed)
             generator = torch.Generator().manual_seed(seed)
@@ -269,15 +270,11 @@ class BaseFlowEstimator(BaseEstimator):
                 coupling=self.coupling,
                 n_transforms=self.n_transforms,
                 hidden_layer_sizes=hidden,
-                n_bins=resolve_n_bins(
-                    self.n_bins, n_features, n_samples, conditional=context_features > 0
-                ),
+                n_bins=n_bins,
                 tail_bound=self.tail_bound,
                 mixing=self.mixing,
                 context_features=context_features,
-                dropout=resolve_dropout(
-                    self.dropout, n_features, n_samples, conditional=context_features > 0
-                ),
+                dropout=dropout,
                 generator=generator,
             )
 
