@@ -16,11 +16,11 @@ and reports wall-clock times and the peak memory added on top of the loaded data
 Data: ``funnel_10d`` samples (synthetic, d = 10) at n = 1e3 ... 1e6, and the ADBench
 ``11_donors`` table (619,326 x 10, in ../shared/data/adbench), a 1e5-row subsample and in full.
 
-Memory: skflow scores, transforms, samples and validates in chunks of at most about 64 MiB
-of intermediates, fewer if scikit-learn's ``working_memory`` setting
+Memory: skflow scores, transforms, samples and validates in chunks of at most about 16 MiB
+of intermediates on a CPU (64 MiB on a GPU), fewer if scikit-learn's ``working_memory`` setting
 (``sklearn.set_config(working_memory=MiB)``, default 1024) is lower. The flow points run at
 the default; ``--flow-memory`` repeats the two largest synthetic sizes with a smaller setting
-(16 MiB) to show that the memory above the data follows the setting (plus the float32
+(4 MiB) to show that the memory above the data follows the setting (plus the float32
 training copy of the data, n * d * 4 bytes, and a few n-long index arrays), not n.
 
 Examples
@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-donors", action="store_true", help="synthetic data only")
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("--output", default=None, help="results stem (default scaling)")
-    p.add_argument("--flow-memory", nargs="*", type=float, default=[16.0],
+    p.add_argument("--flow-memory", nargs="*", type=float, default=[4.0],
                    help="working_memory (MiB) for extra flow runs at the two largest sizes")
     p.add_argument("--child", nargs=4, metavar=("METHOD", "DATA", "N", "WM"),
                    help=argparse.SUPPRESS)

@@ -18,20 +18,29 @@ from .flows import Flow
 
 # Above this many rows a chunk is no faster per row, only bigger.
 MAX_CHUNK_ROWS = 65536
-# Nor is a chunk whose intermediates outgrow this: scoring 100,000 rows on one CPU thread ran
-# 1.0-2.8x faster with chunks of about this size (4,000-12,000 rows for d = 10-64) than with
-# 65,536-row chunks, the larger the flow the larger the gain (caches), so it is the default
-# budget even when ``working_memory`` allows more.
-FAST_CHUNK_BYTES = 64 * 2**20
+# On a CPU the fastest chunk keeps a layer's intermediates in cache. Scoring and sampling
+# 20,000-100,000 rows on one thread (AMD EPYC, 2 MiB L2 per core, 32 MiB L3) ran 1.1-1.6x
+# faster at d = 2-16 with chunks sized for 16 MiB of estimated intermediates than for 64 MiB
+# (the estimate is generous, so the real working set is a few MiB), and as fast at d = 32-64;
+# 12-32 MiB were within noise of 16, 4 MiB slower again from per-call overhead.
+FAST_CHUNK_BYTES_CPU = 16 * 2**20
+# An accelerator has no such cache cliff, only per-launch overhead, so it gets bigger chunks.
+FAST_CHUNK_BYTES_OTHER = 64 * 2**20
+
+
+def fast_chunk_bytes(device: torch.device) -> int:
+    """The chunk budget (bytes of intermediates) that runs fastest on ``device``."""
+    return FAST_CHUNK_BYTES_CPU if device.type == "cpu" else FAST_CHUNK_BYTES_OTHER
 
 
 def chunk_rows(flow: Flow, dtype: torch.dtype = torch.float32) -> int:
-    """Rows per chunk for ``flow``: within ``working_memory`` MiB and at most 64 MiB.
+    """Rows per chunk for ``flow``: within ``working_memory`` MiB and the device's fast size.
 
     Parameters
     ----------
     flow : Flow
-        The flow to run; its :meth:`~skflow.flows.Flow.working_bytes_per_row` sets the cost.
+        The flow to run; its :meth:`~skflow.flows.Flow.working_bytes_per_row` sets the cost and
+        the device of its parameters the fast size (16 MiB on a CPU, 64 MiB elsewhere).
     dtype : torch.dtype, default=torch.float32
         Precision it runs in.
 
@@ -40,5 +49,6 @@ def chunk_rows(flow: Flow, dtype: torch.dtype = torch.float32) -> int:
     int
         At least 1 and at most ``MAX_CHUNK_ROWS``.
     """
-    budget = min(sklearn.get_config()["working_memory"] * 2**20, FAST_CHUNK_BYTES)
+    device = next(flow.parameters()).device
+    budget = min(sklearn.get_config()["working_memory"] * 2**20, fast_chunk_bytes(device))
     return int(max(1, min(MAX_CHUNK_ROWS, budget // flow.working_bytes_per_row(dtype))))

@@ -8,7 +8,13 @@ import sklearn
 import torch
 
 from skflow import FlowDensity, FlowSampler
-from skflow._chunking import FAST_CHUNK_BYTES, MAX_CHUNK_ROWS, chunk_rows
+from skflow._chunking import (
+    FAST_CHUNK_BYTES_CPU,
+    FAST_CHUNK_BYTES_OTHER,
+    MAX_CHUNK_ROWS,
+    chunk_rows,
+    fast_chunk_bytes,
+)
 from skflow.flows import build_flow
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -29,12 +35,22 @@ def test_chunk_rows_follows_working_memory():
         assert chunk_rows(flow) == 1
     # More memory than the fast chunk size needs does not make chunks bigger (or slower).
     with sklearn.config_context(working_memory=10**6):
-        assert chunk_rows(flow) == min(MAX_CHUNK_ROWS, FAST_CHUNK_BYTES // row_bytes)
+        assert chunk_rows(flow) == min(MAX_CHUNK_ROWS, FAST_CHUNK_BYTES_CPU // row_bytes)
     tiny_rows = build_flow(1, n_transforms=1, hidden_layer_sizes=(2,), coupling="additive")
     with sklearn.config_context(working_memory=10**6):
         assert chunk_rows(tiny_rows) == MAX_CHUNK_ROWS
     # float64 rows cost twice as much.
     assert flow.working_bytes_per_row(torch.float64) == 2 * row_bytes
+
+
+def test_cpu_chunks_are_sized_for_the_cache_and_others_larger():
+    # A CPU's fast chunk keeps intermediates in cache; accelerators only pay per launch.
+    assert fast_chunk_bytes(torch.device("cpu")) == FAST_CHUNK_BYTES_CPU
+    assert fast_chunk_bytes(torch.device("cuda", 0)) == FAST_CHUNK_BYTES_OTHER
+    assert FAST_CHUNK_BYTES_CPU < FAST_CHUNK_BYTES_OTHER
+    flow = build_flow(16, n_transforms=4, hidden_layer_sizes=(64, 64), n_bins=8)
+    with sklearn.config_context(working_memory=1024):
+        assert chunk_rows(flow) == FAST_CHUNK_BYTES_CPU // flow.working_bytes_per_row()
 
 
 def test_working_bytes_grow_with_the_architecture():
