@@ -49,6 +49,8 @@ def chunk_rows(flow: Flow, dtype: torch.dtype = torch.float32) -> int:
     int
         At least 1 and at most ``MAX_CHUNK_ROWS``.
     """
-    device = next(flow.parameters()).device
+    # A flow without parameters (e.g. only fixed permutations) is evaluated where it is built.
+    reference = next(flow.parameters(), None)
+    device = torch.device("cpu") if reference is None else reference.device
     budget = min(sklearn.get_config()["working_memory"] * 2**20, fast_chunk_bytes(device))
     return int(max(1, min(MAX_CHUNK_ROWS, budget // flow.working_bytes_per_row(dtype))))

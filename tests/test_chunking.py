@@ -53,6 +53,16 @@ def test_cpu_chunks_are_sized_for_the_cache_and_others_larger():
         assert chunk_rows(flow) == FAST_CHUNK_BYTES_CPU // flow.working_bytes_per_row()
 
 
+def test_a_flow_without_parameters_gets_the_cpu_chunk():
+    from skflow.flows import Flow
+    from skflow.flows.transforms import Permutation
+
+    flow = Flow([Permutation(4)], 4)
+    assert chunk_rows(flow) == min(
+        MAX_CHUNK_ROWS, FAST_CHUNK_BYTES_CPU // flow.working_bytes_per_row()
+    )
+
+
 def test_working_bytes_grow_with_the_architecture():
     small = build_flow(10, n_transforms=2, hidden_layer_sizes=(32,), n_bins=4)
     wide = build_flow(10, n_transforms=2, hidden_layer_sizes=(256,), n_bins=4)
