@@ -143,6 +143,29 @@ def _adamw(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> 
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, foreach=True)
 
 
+def _initialisation_rows(train: TrainingData, generator: torch.Generator) -> TrainingData:
+    """The rows the data-dependent initialisation (ActNorm, whitening, tails) looks at.
+
+    A random subset of at most ``INIT_ROWS`` rows: the first rows of a sorted data set would
+    describe only part of it. With sample weights the rows are drawn in proportion to their
+    weights (with replacement), so the starting Gaussian is the weighted one and rows of
+    weight zero, which the fit must ignore, do not shape it.
+    """
+    n_rows = len(train)
+    if n_rows <= INIT_ROWS and train.weight is None:
+        return train
+    # A generator of its own, so the batch order does not depend on whether this ran.
+    init_generator = torch.Generator(device=train.x.device)
+    init_generator.manual_seed(generator.initial_seed() + 1)
+    if train.weight is None:
+        subset = torch.randperm(n_rows, generator=init_generator, device=train.x.device)
+        return train.take(subset[:INIT_ROWS])
+    subset = torch.multinomial(
+        train.weight, min(n_rows, INIT_ROWS), replacement=True, generator=init_generator
+    )
+    return train.take(subset)
+
+
 def train_flow(
     flow: Flow,
     train: TrainingData,
@@ -180,17 +203,7 @@ def train_flow(
     n_rows = len(train)
 
     if not history.n_iter:
-        # Data-dependent initialisation (ActNorm, whitening, tails) on a random subset: the
-        # first rows of a sorted data set would describe only part of it.
-        if n_rows <= INIT_ROWS:
-            init = train
-        else:
-            # A generator of its own, so the batch order does not depend on whether this ran.
-            init_generator = torch.Generator(device=train.x.device)
-            init_generator.manual_seed(generator.initial_seed() + 1)
-            subset = torch.randperm(n_rows, generator=init_generator, device=train.x.device)
-            init = train.take(subset[:INIT_ROWS])
-        init = init.dequantized(generator)
+        init = _initialisation_rows(train, generator).dequantized(generator)
         flow.initialize(init.x, init.context)
     flow.train()
     # One flat tensor for the parameters and one for the gradients during this run: zeroing,

@@ -235,3 +235,19 @@ def test_adamw_is_fused_on_cpu_and_falls_back_to_foreach(monkeypatch):
     monkeypatch.setattr(torch.optim, "AdamW", no_fused)
     optimizer = training._adamw(params, 1e-3, 0.0)
     assert optimizer.defaults["foreach"] is True and not optimizer.defaults["fused"]
+
+
+def test_initialisation_rows_follow_the_sample_weights():
+    x = torch.arange(20, dtype=torch.float32).unsqueeze(1)
+    generator = torch.Generator().manual_seed(0)
+    # Unweighted and small: every row, in order.
+    unweighted = training._initialisation_rows(training.TrainingData(x), generator)
+    assert torch.equal(unweighted.x, x)
+    # Weighted: rows of weight zero never shape the initialisation, heavier rows more often.
+    weight = torch.zeros(20)
+    weight[:5] = 1.0
+    weight[0] = 10.0
+    drawn = training._initialisation_rows(training.TrainingData(x, weight=weight), generator)
+    assert drawn.x.shape == (20, 1)
+    assert set(drawn.x[:, 0].tolist()) <= {0.0, 1.0, 2.0, 3.0, 4.0}
+    assert (drawn.x == 0.0).sum() > (drawn.x == 1.0).sum()
