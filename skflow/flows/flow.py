@@ -145,7 +145,9 @@ def build_flow(
         Spline interval half-width ``B``; identity outside ``[-B, B]``.
     mixing : {"lu", "permutation", "none"}, default="lu"
         Feature mixing between couplings: learned LU-parameterised linear map, fixed random
-        permutation, or nothing (the alternating mask alone).
+        permutation, or nothing (the alternating mask alone). The first LU layer initialises
+        to a whitening onto the principal components, interleaved between the coupling's two
+        halves, the later ones to a whitening of their (then already white) input.
     actnorm : bool, default=True
         Put a data-initialised ActNorm at the start of each block.
     context_features : int, default=0
@@ -184,7 +186,10 @@ def build_flow(
         if index == 0 and tail_transform:
             layers.append(SinhArcsinh(features))
         if features > 1 and mixing == "lu":
-            layers.append(LULinear(features, generator))
+            # The first whitens onto interleaved principal components; the later ones start
+            # near the identity, so the couplings keep seeing the leading components split
+            # between their two halves (see LULinear).
+            layers.append(LULinear(features, generator, "pca" if index == 0 else "whitening"))
         elif features > 1 and mixing == "permutation":
             layers.append(Permutation(features, generator))
         layers.append(

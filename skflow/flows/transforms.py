@@ -229,21 +229,47 @@ class Permutation(nn.Module):
         return z[:, self.inverse_perm]
 
 
+LU_INITS = ("rotation", "pca", "whitening")
+
+
 class LULinear(nn.Module):
     """A learned invertible linear map ``z = x W^T`` with ``W = P L U`` (Glow's 1x1 convolution).
 
     ``P`` is a fixed permutation, ``L`` unit lower-triangular and ``U`` upper-triangular with
     diagonal ``sign * exp(log_diag)``, so ``log|det W| = sum(log_diag)`` costs O(d) and the map can
     never become singular. It is built as a random rotation and, like ActNorm, initialised from
-    the first training batch it sees: ``W = rotation @ whitening``, where the whitening matrix is
-    the inverse Cholesky factor of the batch covariance (shrunk towards the identity when rows
-    are few). A flow so initialised starts as the best full-covariance Gaussian instead of
-    having to discover the correlations by gradient descent, which matters in high dimensions
-    on small data.
+    the first training batch it sees to a whitening of that batch (covariance shrunk towards the
+    identity when rows are few), so a flow starts as the best full-covariance Gaussian instead
+    of having to discover the correlations by gradient descent, which matters in high
+    dimensions on small data. ``init`` chooses which whitening:
+
+    * ``"rotation"``: a random rotation times the inverse Cholesky factor of the covariance;
+    * ``"pca"``: principal components scaled to unit variance, ordered by variance with the
+      even-ranked components first and the odd-ranked after them. A coupling layer keeps one
+      half of its input and transforms the other, so the leading components, where data that
+      is low-dimensional structure plus noise keeps its structure, land on both sides and
+      condition each other, instead of being scattered over all features by a rotation;
+    * ``"whitening"``: the inverse Cholesky factor alone, which is close to the identity when
+      the input is already white (as it is after a ``"pca"`` layer at initialisation), so the
+      features keep the order an earlier layer gave them.
+
+    Parameters
+    ----------
+    features : int
+        Number of features.
+    generator : torch.Generator, optional
+        Source of the random rotation the layer is built as.
+    init : {"rotation", "pca", "whitening"}, default="rotation"
+        The data-dependent initialisation, see above.
     """
 
-    def __init__(self, features: int, generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self, features: int, generator: torch.Generator | None = None, init: str = "rotation"
+    ) -> None:
         super().__init__()
+        if init not in LU_INITS:
+            raise ValueError(f"init must be one of {LU_INITS}, got {init!r}")
+        self.init = init
         gaussian = torch.randn(features, features, generator=generator, dtype=torch.float64)
         rotation, _ = torch.linalg.qr(gaussian)
         perm, lower, upper = torch.linalg.lu(rotation)
@@ -262,20 +288,15 @@ class LULinear(nn.Module):
         data = x.double()
         centred = data - data.mean(dim=0)
         cov = centred.T @ centred / max(n_rows - 1, 1)
+        eye = torch.eye(features, dtype=cov.dtype, device=cov.device)
         # Shrink towards the identity (the data arrive standardised by an ActNorm): a sample
         # covariance from few rows is noisy, and singular when rows < features.
         shrink = features / (features + n_rows)
-        cov = (1.0 - shrink) * cov + shrink * torch.eye(
-            features, dtype=cov.dtype, device=cov.device
-        )
-        chol, info = torch.linalg.cholesky_ex(cov)
-        if int(info) != 0:
+        cov = (1.0 - shrink) * cov + shrink * eye
+        weight = self._whitening(cov, eye)
+        if weight is None:
             self.initialized.fill_(True)
             return
-        whitening = torch.linalg.solve_triangular(
-            chol, torch.eye(features, dtype=cov.dtype, device=cov.device), upper=False
-        )
-        weight = self.weight().double() @ whitening
         perm, lower, upper = torch.linalg.lu(weight)
         diag = torch.diagonal(upper)
         self.perm.copy_(perm)
@@ -284,6 +305,26 @@ class LULinear(nn.Module):
         self.upper.copy_(torch.triu(upper, 1))
         self.log_diag.copy_(torch.log(diag.abs()))
         self.initialized.fill_(True)
+
+    def _whitening(self, cov: torch.Tensor, eye: torch.Tensor) -> torch.Tensor | None:
+        """A matrix ``W`` with ``W cov W^T = I`` of the kind ``init`` asks for (None: keep W)."""
+        if self.init == "pca":
+            variances, axes = torch.linalg.eigh(cov)
+            if not bool(torch.isfinite(variances).all()) or float(variances.min()) <= 0.0:
+                return None
+            ranked = torch.argsort(variances, descending=True)
+            order = torch.cat([ranked[0::2], ranked[1::2]])
+            return (axes[:, order] / variances[order].sqrt()).T
+        chol, info = torch.linalg.cholesky_ex(cov)
+        if int(info) != 0:
+            return None
+        whitening = torch.linalg.solve_triangular(chol, eye, upper=False)
+        if self.init == "whitening":
+            return whitening
+        return self.weight().double() @ whitening
+
+    def extra_repr(self) -> str:
+        return f"init={self.init!r}"
 
     def _factors(self) -> tuple[torch.Tensor, torch.Tensor]:
         lower = torch.tril(self.lower, -1) + self.eye
