@@ -200,7 +200,6 @@ def train_flow(
     """
     history = history if history is not None else TrainingHistory()
     history.converged = False
-    n_rows = len(train)
 
     if not history.n_iter:
         init = _initialisation_rows(train, generator).dequantized(generator)
