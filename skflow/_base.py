@@ -30,9 +30,11 @@ _AUTO_BATCH_MIN, _AUTO_BATCH_MAX, _AUTO_STEPS_PER_EPOCH = 256, 1024, 40
 # dropout only blurs it, and finer splines add few parameters. With more features the
 # conditioners see many inputs and over-fit within a few epochs: coarse splines and heavy
 # dropout (4 bins, 0.5) gave a better test likelihood on 7 of the 8 benchmark sets with 5+
-# features and on a 16-D synthetic set at 5,000, 20,000 and 100,000 rows, but need about three
-# times the epochs. Up to 20,000 rows that keeps a default fit near a minute on two cores;
-# above, an epoch is expensive and the lighter setting (8 bins, 0.2) converges faster.
+# features and on a 16-D synthetic set at 5,000 to 100,000 rows, but need about three times
+# the epochs. Up to 10,000 rows that keeps a default fit within about a minute on two cores
+# (10,000 x 16: 45 s; at 20,000 x 16 it took 98 s against 39 s for the lighter setting, since
+# the principal-component initialisation of the first LU layer); above, an epoch is expensive
+# and the lighter setting (8 bins, 0.2) converges faster.
 # Conditional flows (FlowSampler with y) keep the lighter setting: with the default
 # class_weight, rows generated for cardio's minority class under the heavy setting trained a
 # classifier to 59% of its real-data score instead of 74% (probably because dropout also
@@ -40,7 +42,7 @@ _AUTO_BATCH_MIN, _AUTO_BATCH_MAX, _AUTO_STEPS_PER_EPOCH = 256, 1024, 40
 # Measured in docs/benchmarks.md ("Defaults for one or two features", "Heavier
 # regularisation by default").
 _LOW_DIM_MAX_FEATURES = 2
-_SMALL_DATA_MAX_ROWS = 20_000
+_SMALL_DATA_MAX_ROWS = 10_000
 # (spline bins, dropout) of each "auto" regime.
 _AUTO_REGULARISATION = {"low_dim": (16, 0.0), "heavy": (4, 0.5), "light": (8, 0.2)}
 

@@ -18,7 +18,7 @@ FLOW_PARAMETERS = """\
     n_bins : int or "auto", default="auto"
         Number of spline bins (``coupling="spline"`` only). "auto" is 16 for data with one or
         two features (each coupling then transforms one variable, and finer splines cost
-        almost nothing); with more features, 4 up to 20,000 rows (coarse splines over-fit
+        almost nothing); with more features, 4 up to 10,000 rows (coarse splines over-fit
         less) and 8 above or when conditioned on ``y``. See ``dropout`` for why the two change
         together.
     tail_bound : float, default=5.0
@@ -26,7 +26,9 @@ FLOW_PARAMETERS = """\
         identity outside.
     mixing : {"lu", "permutation", "none"}, default="lu"
         How features are mixed between couplings: a learned invertible linear map (LU
-        parameterised, started at a random rotation), a fixed random permutation, or nothing.
+        parameterised; the first starts as a whitening onto the data's principal components,
+        dealt to the coupling's two halves in turn, the later ones near the identity), a fixed
+        random permutation, or nothing.
     max_iter : int, default=300
         Maximum number of epochs.
     batch_size : int or "auto", default="auto"
@@ -42,7 +44,7 @@ FLOW_PARAMETERS = """\
         few epochs on a few thousand rows; dropout is what lets them keep learning there.
         "auto" is 0 for data with one or two features, where each conditioner sees a single
         input feature and dropout only blurs what it learns. With more features it is 0.5 (and
-        ``n_bins`` 4) up to 20,000 rows, and 0.2 (``n_bins`` 8) above: the heavier setting
+        ``n_bins`` 4) up to 10,000 rows, and 0.2 (``n_bins`` 8) above: the heavier setting
         gives better densities but needs about three times the epochs, so on large data it
         is worth setting ``dropout=0.5, n_bins=4`` explicitly when fit time matters less. A
         flow conditioned on ``y`` (FlowSampler) gets the lighter setting: with the heavy one,

@@ -117,17 +117,17 @@ def _built_architecture(est) -> tuple[set[int], set[float]]:
     [
         (1, 200, {16}, set()),
         (2, 200, {16}, set()),
-        (2, 20_001, {16}, set()),
+        (2, 10_001, {16}, set()),
         (3, 200, {4}, {0.5}),
-        (6, 20_000, {4}, {0.5}),
-        (6, 20_001, {8}, {0.2}),
+        (6, 10_000, {4}, {0.5}),
+        (6, 10_001, {8}, {0.2}),
     ],
 )
 def test_auto_bins_and_dropout_follow_the_shape_of_the_data(
     estimator, n_features, n_rows, bins, drops
 ):
     """Up to two features: 16 bins and no dropout. From three: 4 bins and dropout 0.5 up to
-    20,000 rows, 8 bins and dropout 0.2 above."""
+    10,000 rows, 8 bins and dropout 0.2 above."""
     import skflow
 
     X = np.random.default_rng(0).normal(size=(n_rows, n_features))
