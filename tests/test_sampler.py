@@ -173,9 +173,20 @@ def test_class_weight_weights_the_likelihood_not_the_priors(small, tiny_params, 
     np.testing.assert_allclose(weight, rows * np.where(y == "c", 3.0, 1.0))
     np.testing.assert_allclose(est.class_prior_, np.array([400, 120, 80]) / 600)
 
-    # None (FlowSampler's default) trains on sample_weight alone.
-    est = FlowSampler(random_state=0, **tiny_params)
+    # None trains on sample_weight alone.
+    est = FlowSampler(random_state=0, class_weight=None, **tiny_params)
     assert _training_weights(monkeypatch, est, X, y) is None
+
+    # "auto" (the default) is "balanced" for class labels ...
+    est = FlowSampler(random_state=0, **tiny_params)
+    assert est.get_params()["class_weight"] == "auto"
+    np.testing.assert_allclose(
+        _training_weights(monkeypatch, est, X, y), [expected[label] for label in y]
+    )
+    # ... and sample_weight alone for continuous conditions or no y.
+    t = np.linspace(-1.0, 1.0, len(X))
+    assert _training_weights(monkeypatch, est, X, t) is None
+    assert _training_weights(monkeypatch, est, X, None) is None
 
 
 def test_class_weight_needs_class_labels(tiny_params):
@@ -316,8 +327,9 @@ def test_fit_resample_is_reproducible(tiny_params):
 
 def test_flow_sampler_fit_resample_matches_the_oversampler(small, tiny_params):
     X, y = small
-    # The oversampler's class_weight defaults to "balanced", FlowSampler's to None.
-    sampler = FlowSampler(random_state=0, class_weight="balanced", **tiny_params)
+    # The oversampler's class_weight defaults to "balanced", FlowSampler's "auto" is the same
+    # for class labels.
+    sampler = FlowSampler(random_state=0, **tiny_params)
     X1, y1 = sampler.fit_resample(X, y)
     X2, y2 = FlowOverSampler(random_state=0, **tiny_params).fit_resample(X, y)
     np.testing.assert_array_equal(X1, X2)
