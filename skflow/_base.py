@@ -35,10 +35,10 @@ _AUTO_BATCH_MIN, _AUTO_BATCH_MAX, _AUTO_STEPS_PER_EPOCH = 256, 1024, 40
 # (10,000 x 16: 45 s; at 20,000 x 16 it took 98 s against 39 s for the lighter setting, since
 # the principal-component initialisation of the first LU layer); above, an epoch is expensive
 # and the lighter setting (8 bins, 0.2) converges faster.
-# Conditional flows (FlowSampler with y) keep the lighter setting: with the default
-# class_weight, rows generated for cardio's minority class under the heavy setting trained a
-# classifier to 59% of its real-data score instead of 74% (probably because dropout also
-# hides the condition from the conditioners).
+# Conditional flows (FlowSampler with y) keep the lighter setting: with unweighted classes,
+# rows generated for cardio's minority class under the heavy setting trained a classifier to
+# 59% of its real-data score instead of 74% (probably because dropout also hides the
+# condition from the conditioners; measured before balanced class weights became the default).
 # Measured in docs/benchmarks.md ("Defaults for one or two features", "Heavier
 # regularisation by default").
 _LOW_DIM_MAX_FEATURES = 2
