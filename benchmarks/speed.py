@@ -560,7 +560,7 @@ def write_report(results: dict, args, path: Path) -> None:
             f"{args.n_train} training rows, 5000 independent test rows; target = entropy "
             "(mean -log p_true on the test rows) + delta. skflow: `FlowDensity.fit` with its "
             "defaults apart from the architecture ('auto' dropout: none at d = 2, 0.5 at "
-            "d = 16 below 20,000 rows; early stopping, warm-up, "
+            "d = 16 up to 10,000 rows; early stopping, warm-up, "
             "AdamW, preprocessing and initialisation on the clock); peers: the documented loop "
             "on standardised data. Seconds to the end of the first epoch at or below the "
             f"target; test-NLL evaluation off the clock; cap {args.nll_cap:.0f} s.",
