@@ -160,10 +160,13 @@ def _initialisation_rows(train: TrainingData, generator: torch.Generator) -> Tra
     if train.weight is None:
         subset = torch.randperm(n_rows, generator=init_generator, device=train.x.device)
         return train.take(subset[:INIT_ROWS])
-    subset = torch.multinomial(
-        train.weight, min(n_rows, INIT_ROWS), replacement=True, generator=init_generator
+    # Inverse-CDF draws (torch.multinomial refuses more than 2**24 categories, i.e. rows).
+    cumulative = train.weight.double().cumsum(0)
+    uniform = torch.rand(
+        min(n_rows, INIT_ROWS), generator=init_generator, device=train.x.device, dtype=torch.float64
     )
-    return train.take(subset)
+    subset = torch.searchsorted(cumulative, uniform * cumulative[-1], right=True)
+    return train.take(subset.clamp_(max=n_rows - 1))
 
 
 def train_flow(
