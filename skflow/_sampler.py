@@ -71,7 +71,7 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
         classes off, so "balanced" gives small classes better conditional densities (for
         synthetic data, oversampling and ``predict``) at some cost to the large ones: on
         cardio (ADBench, 9.6% minority), a classifier trained only on generated rows reached
-        90% of the real-data score over three splits with "balanced" and 75% with None
+        about 90% of the real-data score over three splits with "balanced" and 75% with None
         (``docs/benchmarks.md``). ``class_prior_``, the mixture density and labels drawn by
         ``sample`` use the unweighted (``sample_weight`` only) class frequencies.
 
