@@ -282,14 +282,12 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
 
     def _training_weight(self, y, n_rows: int, sample_weight):
         """``sample_weight`` times the ``class_weight`` of each row's class (None: unweighted)."""
-        if self.class_weight is None:
+        class_weight = self.class_weight
+        if class_weight == "auto":
+            # Balanced for class labels; nothing to balance for continuous conditions or no y.
+            class_weight = "balanced" if self.target_type_ == "classes" else None
+        if class_weight is None:
             return sample_weight
-        if self.class_weight == "auto":
-            if self.target_type_ != "classes":
-                return sample_weight
-            class_weight = "balanced"
-        else:
-            class_weight = self.class_weight
         if self.target_type_ != "classes":
             raise ValueError(
                 "class_weight needs class labels in y; got "
