@@ -126,8 +126,10 @@ def _resamplers(args):
         "random": RandomOverSampler(random_state=0),
         "smote": SMOTE(random_state=0),
         "flow": FlowOverSampler(**_flow_params(args)),
-        # Ablation: the oversampler without its default class_weight="balanced".
+        # Ablations: the oversampler without its default class_weight="balanced", and with
+        # its latent draws cooled to a temperature of 0.8.
         "flow_unweighted": FlowOverSampler(class_weight=None, **_flow_params(args)),
+        "flow_cool": FlowOverSampler(temperature=0.8, **_flow_params(args)),
     }
 
 
@@ -146,7 +148,7 @@ def oversampling(name: str, args) -> dict | None:
         return None
     X, y = data
     scores: dict[str, dict[str, list[float]]] = {}
-    cv = StratifiedKFold(args.folds, shuffle=True, random_state=0)
+    cv = StratifiedKFold(args.folds, shuffle=True, random_state=args.seed)
     t0 = time.perf_counter()
     for method, sampler in _resamplers(args).items():
         bal, ap = [], []
@@ -162,7 +164,64 @@ def oversampling(name: str, args) -> dict | None:
         for m, s in scores.items()
     )
     print(f"[over] {name} {X.shape} ({elapsed:.0f}s) bal-acc/AP: {summary}", flush=True)
-    return {"dataset": name, "shape": list(X.shape), "anomaly_rate": float(y.mean()), **scores}
+    return {
+        "dataset": name,
+        "seed": args.seed,
+        "shape": list(X.shape),
+        "anomaly_rate": float(y.mean()),
+        **scores,
+    }
+
+
+# Columns of the oversampling tables; the best of the first four is in bold, the last two are
+# ablations of FlowOverSampler's defaults.
+_OVER_METHODS = {
+    "none": "none",
+    "random": "RandomOverSampler",
+    "smote": "SMOTE",
+    "flow": "FlowOverSampler",
+    "flow_unweighted": "FlowOverSampler, class_weight=None",
+    "flow_cool": "FlowOverSampler, temperature=0.8",
+}
+_METRICS = ("balanced_accuracy", "average_precision")
+
+
+def _oversampling_table(records: list[dict]) -> list[str]:
+    """Markdown rows: one per (dataset, seed) record, then the mean over all records."""
+    methods = [m for m in _OVER_METHODS if all(m in r for r in records)]
+    ranked = methods[:4]
+    seeds = sorted({r.get("seed", 0) for r in records})
+    lines = [
+        "Balanced accuracy / average precision, mean over folds (best per row in bold among "
+        "the first four; the later columns are ablations of FlowOverSampler's defaults, "
+        f'class_weight="balanced" and temperature=1). Seeds: {seeds}.',
+        "",
+        "| dataset | seed | shape | anomalies | "
+        + " | ".join(_OVER_METHODS[m] for m in methods)
+        + " |",
+        "|---|---|---|---|" + "---|" * len(methods),
+    ]
+    means = {m: {metric: [] for metric in _METRICS} for m in methods}
+    for r in records:
+        best = {metric: max(np.mean(r[m][metric]) for m in ranked) for metric in _METRICS}
+        cells = []
+        for m in methods:
+            parts = []
+            for metric in _METRICS:
+                v = float(np.mean(r[m][metric]))
+                means[m][metric].append(v)
+                bold = m in ranked and v >= best[metric] - 1e-12
+                parts.append(f"**{v:.3f}**" if bold else f"{v:.3f}")
+            cells.append(" / ".join(parts))
+        lines.append(
+            f"| {r['dataset']} | {r.get('seed', 0)} | {r['shape'][0]} x {r['shape'][1]} | "
+            f"{r['anomaly_rate']:.1%} | " + " | ".join(cells) + " |"
+        )
+    avg = " | ".join(
+        " / ".join(f"{np.mean(means[m][metric]):.4f}" for metric in _METRICS) for m in methods
+    )
+    lines.append(f"| **mean** | | | | {avg} |")
+    return lines
 
 
 def _markdown(results: dict, args) -> str:
@@ -209,41 +268,8 @@ def _markdown(results: dict, args) -> str:
             f"## Oversampling ({args.folds}-fold stratified CV, StandardScaler -> sampler -> "
             f"{'HistGradientBoosting' if args.classifier == 'hgb' else 'LogisticRegression'})",
             "",
-            "Balanced accuracy / average precision, mean over folds (best per row in bold, "
-            "among the first four; the last column is an ablation of FlowOverSampler's default "
-            'class_weight="balanced").',
-            "",
-            "| dataset | shape | anomalies | none | RandomOverSampler | SMOTE | FlowOverSampler | "
-            "FlowOverSampler, class_weight=None |",
-            "|---|---|---|---|---|---|---|---|",
+            *_oversampling_table(results["oversampling"]),
         ]
-        methods = ["none", "random", "smote", "flow", "flow_unweighted"]
-        ranked = methods[:4]
-        means = {m: {"balanced_accuracy": [], "average_precision": []} for m in methods}
-        for r in results["oversampling"]:
-            cells = []
-            best = {
-                metric: max(np.mean(r[m][metric]) for m in ranked)
-                for metric in ("balanced_accuracy", "average_precision")
-            }
-            for m in methods:
-                parts = []
-                for metric in ("balanced_accuracy", "average_precision"):
-                    v = float(np.mean(r[m][metric]))
-                    means[m][metric].append(v)
-                    bold = m in ranked and v >= best[metric] - 1e-12
-                    parts.append(f"**{v:.3f}**" if bold else f"{v:.3f}")
-                cells.append(" / ".join(parts))
-            lines.append(
-                f"| {r['dataset']} | {r['shape'][0]} x {r['shape'][1]} | "
-                f"{r['anomaly_rate']:.1%} | " + " | ".join(cells) + " |"
-            )
-        avg = " | ".join(
-            f"{np.mean(means[m]['balanced_accuracy']):.3f} / "
-            f"{np.mean(means[m]['average_precision']):.3f}"
-            for m in methods
-        )
-        lines.append(f"| **mean** | | | {avg} |")
     return "\n".join(lines) + "\n"
 
 
@@ -258,7 +284,13 @@ def main(argv=None) -> None:
     parser.add_argument("--max-iter", type=int, default=300)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the flows and of the TSTR split"
+        "--seed", type=int, default=0, help="seed of the flows, the TSTR split and the CV folds"
+    )
+    parser.add_argument(
+        "--combine",
+        nargs="+",
+        metavar="JSON",
+        help="only pool the oversampling results of earlier runs (one per seed) into --out.md",
     )
     parser.add_argument("--classifier", choices=["logreg", "hgb"], default="logreg")
     parser.add_argument("--out", default="benchmarks/results/sampler_quality")
@@ -270,6 +302,9 @@ def main(argv=None) -> None:
     from sklearn.exceptions import ConvergenceWarning
 
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
+    if args.combine:
+        _combine(args)
+        return
     results = {
         "tstr": [r for r in (tstr(n, args) for n in args.tstr) if r],
         "oversampling": [r for r in (oversampling(n, args) for n in args.oversampling) if r],
@@ -279,6 +314,24 @@ def main(argv=None) -> None:
     out.with_suffix(".json").write_text(json.dumps(results, indent=1))
     out.with_suffix(".md").write_text(_markdown(results, args))
     print(_markdown(results, args))
+
+
+def _combine(args) -> None:
+    """Pool the oversampling records of several runs (different ``--seed``) in one table."""
+    records = []
+    for path in args.combine:
+        records += json.loads(Path(path).read_text())["oversampling"]
+    text = "\n".join(
+        [
+            "# FlowSampler oversampling, pooled over seeds",
+            "",
+            f"Command: `{args.command}`, pooling the runs in {', '.join(args.combine)}.",
+            "",
+            *_oversampling_table(records),
+        ]
+    )
+    Path(args.out).with_suffix(".md").write_text(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":

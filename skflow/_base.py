@@ -21,6 +21,10 @@ from ._training import TrainingConfig, TrainingData, TrainingHistory, train_flow
 from .flows import COUPLINGS, MIXINGS, Flow, build_flow
 
 _SEED_MAX = np.iinfo(np.int32).max
+# ``temperature`` of sample() and the oversamplers: the scale of the latent draws. 1 draws from
+# the model; below 1 concentrates the draws near its modes (Glow's sampling temperature),
+# trading diversity for typical rows. (The open interval refuses infinity and NaN too.)
+TEMPERATURE_CONSTRAINT = Interval(Real, 0, None, closed="neither")
 # The default batch: 256 rows (many updates per epoch on a few thousand rows), growing with the
 # data so an epoch is at least ~40 steps, up to 1024 rows, where per-step overhead no longer
 # dominates and each epoch of a large data set costs fewer, fuller steps.
@@ -358,11 +362,12 @@ class BaseFlowEstimator(BaseEstimator):
         """Latent points -> rows in the units of X (discrete columns back on their grid)."""
         return self._run("inverse", Z, context, after=self.preprocessor_.inverse_transform)
 
-    def _sample_latent(self, n_samples: int, random_state) -> np.ndarray:
+    def _sample_latent(self, n_samples: int, random_state, temperature: float = 1.0) -> np.ndarray:
         seed = int(check_random_state(random_state).randint(_SEED_MAX))
         generator = torch.Generator().manual_seed(seed)
         n_latent = int(np.sum(self.preprocessor_.keep_))
-        return torch.randn(n_samples, n_latent, generator=generator, dtype=torch.float64).numpy()
+        latent = torch.randn(n_samples, n_latent, generator=generator, dtype=torch.float64)
+        return (latent * temperature).numpy()
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self):

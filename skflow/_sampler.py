@@ -14,7 +14,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
-from ._base import BaseFlowEstimator
+from ._base import TEMPERATURE_CONSTRAINT, BaseFlowEstimator
 from ._docstrings import fill_flow_docs
 from ._resampling import (
     _generation_seed,
@@ -376,10 +376,11 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
             "n_samples": [Interval(Integral, 1, None, closed="left")],
             "y": ["array-like", Real, str, None, "boolean"],
             "random_state": ["random_state"],
+            "temperature": [TEMPERATURE_CONSTRAINT],
         },
         prefer_skip_nested_validation=True,
     )
-    def sample(self, n_samples: int = 1, *, y=None, random_state=None):
+    def sample(self, n_samples: int = 1, *, y=None, random_state=None, temperature: float = 1.0):
         """Draw new rows and their targets.
 
         Parameters
@@ -394,6 +395,10 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
             one generated row per entry, and ``n_samples`` is ignored.
         random_state : int, RandomState instance or None, default=None
             Seed for the labels and the latent draws.
+        temperature : float, default=1.0
+            Standard deviation of the latent draws. 1 samples the learned ``p(x | y)``; a
+            value below 1 keeps the rows nearer the modes of each condition's density (more
+            typical, less diverse rows that no longer follow the density).
 
         Returns
         -------
@@ -426,7 +431,7 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
         rng = check_random_state(random_state)
         y_out, context = self._draw_targets(n_samples, y, rng)
         n_rows = n_samples if context is None else len(context)
-        X_new = self._from_latent(self._sample_latent(n_rows, rng), context)
+        X_new = self._from_latent(self._sample_latent(n_rows, rng, temperature), context)
         return X_new, y_out
 
     def score_samples(self, X, y=None) -> np.ndarray:
@@ -741,7 +746,11 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
         Z = self._validate_latent(Z)
         return self._from_latent(Z, self._context_for(y, Z.shape[0]))
 
-    def fit_resample(self, X, y, *, sampling_strategy="auto"):
+    @validate_params(
+        {"temperature": [TEMPERATURE_CONSTRAINT]},  # checked before the slow fit
+        prefer_skip_nested_validation=True,
+    )
+    def fit_resample(self, X, y, *, sampling_strategy="auto", temperature: float = 1.0):
         """Fit on ``(X, y)`` and return the rows plus generated rows that rebalance the classes.
 
         Parameters
@@ -756,6 +765,11 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
             largest one; a float (2 classes only) is the wanted ratio of minority to majority
             rows; a dict maps a class to its wanted number of rows; a callable takes y and
             returns such a dict.
+        temperature : float, default=1.0
+            Standard deviation of the latent draws of the generated rows (see ``sample``).
+            Below 1 they stay nearer each class's modes: on the oversampling benchmark, 0.8
+            raised a downstream classifier's average precision slightly without changing its
+            balanced accuracy (``docs/benchmarks.md``).
 
         Returns
         -------
@@ -788,16 +802,17 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
             raise ValueError("fit_resample needs class labels")
         targets = _oversampling_targets(sampling_strategy, self.classes_, self.class_count_)
         self.sampling_strategy_ = targets
-        return self._resample(X_in, y_in, targets, _generation_seed(self.random_state))
+        seed = _generation_seed(self.random_state)
+        return self._resample(X_in, y_in, targets, seed, temperature)
 
-    def _resample(self, X_in, y_in, targets: dict, seed: int):
+    def _resample(self, X_in, y_in, targets: dict, seed: int, temperature: float = 1.0):
         labels = np.concatenate(
             [np.full(n, label, dtype=self.classes_.dtype) for label, n in targets.items()]
             + [self.classes_[:0]]
         )
         X_new = np.empty((0, self.n_features_in_))
         if len(labels):
-            X_new, _ = self.sample(y=labels, random_state=seed)
+            X_new, _ = self.sample(y=labels, random_state=seed, temperature=temperature)
         return _resampled_output(X_in, y_in, X_new, labels, self.classes_)
 
     def __sklearn_tags__(self):

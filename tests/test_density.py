@@ -189,6 +189,21 @@ def test_sample_is_finite_reproducible_and_in_units(blobs_2d):
     np.testing.assert_allclose(draws.std(0), 1000.0 * blobs_2d.std(0), rtol=0.1)
 
 
+def test_temperature_scales_the_latent_draws(blobs_2d, tiny_params):
+    est = FlowDensity(random_state=0, **tiny_params).fit(blobs_2d)
+    z_model = est.transform(est.sample(2000, random_state=5))
+    cooled = est.sample(2000, random_state=5, temperature=0.5)
+    # The same latent draws, halved: the cooled rows are the model's rows pulled to its modes.
+    np.testing.assert_allclose(est.transform(cooled), 0.5 * z_model, atol=1e-4)
+    assert (
+        est.score_samples(cooled).mean()
+        > est.score_samples(est.sample(2000, random_state=5)).mean()
+    )
+    for bad in (0, -1.0, np.nan, np.inf, "hot"):
+        with pytest.raises(ValueError, match="temperature"):
+            est.sample(3, temperature=bad)
+
+
 def test_far_away_points_get_finite_low_density(blobs_2d, tiny_params):
     est = FlowDensity(random_state=0, **tiny_params).fit(blobs_2d)
     far = np.array([[1e6, 1e6], [-1e6, 0.0], [0.0, 1e6]])

@@ -339,6 +339,29 @@ def test_flow_sampler_fit_resample_matches_the_oversampler(small, tiny_params):
     assert not np.allclose(X3[len(X) :], X2[len(X) :])  # the weighting changes the fit
 
 
+def test_temperature_of_conditional_draws_and_oversampling(small, tiny_params):
+    X, y = small
+    sampler = FlowSampler(random_state=0, **tiny_params)
+    X1, y1 = sampler.fit_resample(X, y, temperature=0.5)
+    X_model, y_model = sampler.sample(500, random_state=3)
+    X_cool, y_cool = sampler.sample(500, random_state=3, temperature=0.5)
+    np.testing.assert_array_equal(y_cool, y_model)  # the labels are drawn as before
+    np.testing.assert_allclose(
+        sampler.transform(X_cool, y_cool), 0.5 * sampler.transform(X_model, y_model), atol=1e-4
+    )
+    # The oversampler passes its temperature on, and it changes the generated rows.
+    X2, y2 = FlowOverSampler(random_state=0, temperature=0.5, **tiny_params).fit_resample(X, y)
+    np.testing.assert_array_equal(X1, X2)
+    np.testing.assert_array_equal(y1, y2)
+    X3, _ = FlowOverSampler(random_state=0, **tiny_params).fit_resample(X, y)
+    assert not np.allclose(X3[len(X) :], X2[len(X) :])
+    # A bad temperature is refused before the fit.
+    with pytest.raises(ValueError, match="temperature"):
+        FlowSampler(max_iter=10_000).fit_resample(X, y, temperature=0.0)
+    with pytest.raises(ValueError, match="temperature"):
+        FlowOverSampler(max_iter=10_000, temperature=-1.0).fit(X, y)
+
+
 def test_oversampler_in_imblearn_pipeline_and_cross_validate(tiny_params):
     pipeline_module = pytest.importorskip("imblearn.pipeline")
     from sklearn.linear_model import LogisticRegression
