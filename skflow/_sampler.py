@@ -806,7 +806,7 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
         seed = _generation_seed(self.random_state)
         return self._resample(X_in, y_in, targets, seed, temperature)
 
-    def _resample(self, X_in, y_in, targets: dict, seed: int, temperature: float = 1.0):
+    def _resample(self, X_in, y_in, targets: dict, seed: int, temperature: float):
         labels = np.concatenate(
             [np.full(n, label, dtype=self.classes_.dtype) for label, n in targets.items()]
             + [self.classes_[:0]]
