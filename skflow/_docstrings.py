@@ -32,8 +32,8 @@ FLOW_PARAMETERS = """\
     max_iter : int, default=300
         Maximum number of epochs.
     batch_size : int or "auto", default="auto"
-        Minibatch size; "auto" is ``n_train // 40`` clipped to [256, 1024] (and never more
-        than the number of training rows).
+        Minibatch size; "auto" is ``n_train // 40`` clipped to [64, 1024] (about 40
+        steps per epoch; never more than the number of training rows).
     learning_rate_init : float, default=1e-3
         AdamW step size, reached after a linear warm-up over the first 3 epochs (at most 500
         steps); it is halved when the monitored loss stalls.

@@ -199,7 +199,7 @@ def test_learning_rate_warms_up_then_holds(blobs_2d, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("n_train", "expected"), [(100, 100), (5000, 256), (20000, 500), (10**6, 1024)]
+    ("n_train", "expected"), [(50, 50), (1000, 64), (5000, 125), (20000, 500), (10**6, 1024)]
 )
 def test_auto_batch_size_grows_with_data(n_train, expected):
     assert FlowDensity()._training_config(n_train).batch_size == expected
