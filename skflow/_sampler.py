@@ -71,7 +71,7 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
         classes off, so "balanced" gives small classes better conditional densities (for
         synthetic data, oversampling and ``predict``) at some cost to the large ones: on
         cardio (ADBench, 9.6% minority), a classifier trained only on generated rows reached
-        89% of the real-data score on average over five splits with "balanced" and 72% with
+        88% of the real-data score on average over five splits with "balanced" and 74% with
         None (``docs/benchmarks.md``). ``class_prior_``, the mixture density and labels drawn by
         ``sample`` use the unweighted (``sample_weight`` only) class frequencies.
 
@@ -769,8 +769,8 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
             Standard deviation of the latent draws of the generated rows (see ``sample``).
             Below 1 they stay nearer each class's modes. On the oversampling benchmark (three
             sets, four seeds, ``docs/benchmarks.md``) 0.8 moved a downstream classifier's mean
-            average precision from 0.861 to 0.864 and its balanced accuracy from 0.898 to
-            0.896: a small trade, so the default stays 1.
+            average precision from 0.863 to 0.866 and its balanced accuracy from 0.899 to
+            0.897: a small trade, so the default stays 1.
 
         Returns
         -------
