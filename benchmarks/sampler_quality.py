@@ -7,7 +7,8 @@
    about as often as real held-out rows of k (per-class recall, generated vs real).
 2. **Oversampling.** ADBench tables as imbalanced binary tasks (y = anomaly label). 5-fold
    stratified CV of ``StandardScaler -> sampler -> classifier`` with no resampling,
-   RandomOverSampler, SMOTE and FlowOverSampler (plus two ablations of its defaults);
+   RandomOverSampler, SMOTE and FlowOverSampler (plus two ablations of its defaults, which
+   ``--no-ablations`` leaves out);
    balanced accuracy and average precision. ``--seed`` moves the folds and the flows' seeds,
    and ``--combine`` pools the oversampling results of runs with different seeds.
 
