@@ -30,7 +30,7 @@ TEMPERATURE_CONSTRAINT = Interval(Real, 0, None, closed="neither")
 # in epochs, so a data set of a few thousand rows needs enough steps per epoch for those clocks
 # to mean anything: with the earlier floor of 256 rows, 1,200 rows got 5 steps per epoch, and
 # smaller batches gave a better test likelihood on all six real density benchmark sets (cardio
-# by 0.5 nats, digits by 2.0) for 1.3-2x the fit time. Above 10,240 rows nothing changed;
+# by 0.5 nats, digits by 2.0) for 1.5-2x the fit time. Above 10,240 rows nothing changed;
 # there the largest batch keeps each epoch of a large data set to fewer, fuller steps.
 # Measured in docs/benchmarks.md ("A smaller automatic batch on small data").
 _AUTO_BATCH_MIN, _AUTO_BATCH_MAX, _AUTO_STEPS_PER_EPOCH = 64, 1024, 40
