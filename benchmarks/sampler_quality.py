@@ -196,10 +196,15 @@ def _oversampling_table(records: list[dict]) -> list[str]:
     methods = [m for m in _OVER_METHODS if all(m in r for r in records)]
     ranked = methods[:4]
     seeds = sorted({r.get("seed", 0) for r in records})
+    ablations = (
+        "; the later columns are ablations of FlowOverSampler's defaults, "
+        'class_weight="balanced" and temperature=1'
+        if len(methods) > len(ranked)
+        else ""
+    )
     lines = [
         "Balanced accuracy / average precision, mean over folds (best per row in bold among "
-        "the first four; the later columns are ablations of FlowOverSampler's defaults, "
-        f'class_weight="balanced" and temperature=1). Seeds: {seeds}.',
+        f"the first four{ablations}). Seeds: {seeds}.",
         "",
         "| dataset | seed | shape | anomalies | "
         + " | ".join(_OVER_METHODS[m] for m in methods)
