@@ -234,6 +234,40 @@ def _oversampling_table(records: list[dict]) -> list[str]:
     return lines
 
 
+def _paired_differences(records: list[dict]) -> list[str]:
+    """Markdown rows: FlowOverSampler minus each other method, with a standard error.
+
+    Within a dataset the methods share every CV split, so the difference is taken per split
+    (seed and fold) and its standard error comes from the spread of those differences; the
+    mean over datasets then has the standard error ``sqrt(sum of squares) / n_datasets``.
+    """
+    others = [m for m in ("none", "random", "smote") if all(m in r for r in records)]
+    by_dataset: dict[str, list[dict]] = {}
+    for r in records:
+        by_dataset.setdefault(r["dataset"], []).append(r)
+    lines = [
+        "FlowOverSampler minus each method, mean over datasets +- one standard error (from the "
+        "per-split differences within each dataset; splits: seeds x folds):",
+        "",
+        "| metric | " + " | ".join(f"minus {_OVER_METHODS[m]}" for m in others) + " |",
+        "|---|" + "---|" * len(others),
+    ]
+    for metric in _METRICS:
+        cells = []
+        for other in others:
+            means, variances = [], []
+            for runs in by_dataset.values():
+                diffs = np.concatenate(
+                    [np.subtract(r["flow"][metric], r[other][metric]) for r in runs]
+                )
+                means.append(diffs.mean())
+                variances.append(diffs.var(ddof=1) / diffs.size if diffs.size > 1 else np.nan)
+            se = np.sqrt(np.sum(variances)) / len(means)
+            cells.append(f"{np.mean(means):+.4f} +- {se:.4f}")
+        lines.append(f"| {metric.replace('_', ' ')} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _markdown(results: dict, args) -> str:
     lines = [
         "# FlowSampler quality",
@@ -345,6 +379,8 @@ def _combine(args) -> None:
             f"Command: `{args.command}`, pooling the runs in {', '.join(args.combine)}.",
             "",
             *_oversampling_table(records),
+            "",
+            *_paired_differences(records),
         ]
     )
     Path(args.out).with_suffix(".md").write_text(text + "\n")
