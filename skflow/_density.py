@@ -75,6 +75,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         learning_rate_init: float = 1e-3,
         weight_decay: float = 1e-5,
         dropout: float | str = "auto",
+        input_dropout: float | str = "auto",
         early_stopping: bool = True,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
@@ -97,6 +98,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         self.learning_rate_init = learning_rate_init
         self.weight_decay = weight_decay
         self.dropout = dropout
+        self.input_dropout = input_dropout
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change

@@ -49,6 +49,13 @@ FLOW_PARAMETERS = """\
         is worth setting ``dropout=0.5, n_bins=4`` explicitly when fit time matters less. A
         flow conditioned on ``y`` (FlowSampler) gets the lighter setting: with the heavy one,
         its generated minority-class rows were worse training data for a classifier.
+    input_dropout : float or "auto", default="auto"
+        Dropout probability on the conditioners' input features (never on ``y``) during
+        training, so no conditioner can lean on a single feature. "auto" is 0.3 where
+        ``dropout`` "auto" takes the heavy setting (3 or more features, up to 10,000 rows,
+        no ``y``) and 0 otherwise. On data with structure in a few directions and noise in the
+        rest it keeps the flow from learning the noise: it is what put the flow ahead of a
+        tuned Gaussian mixture on ADBench's Waveform, and it improved cardio and satellite too.
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the rows, stop when their log-likelihood stops
         improving and restore the best weights. Without it, the training loss is monitored.

@@ -40,8 +40,9 @@ class FlowOverSampler(OneToOneFeatureMixin, BaseFlowEstimator):
         callable takes y and returns such a dict. Ties between classes of equal size go to
         the first in sorted order.
     coupling, n_transforms, hidden_layer_sizes, n_bins, tail_bound, mixing, max_iter, \
-batch_size, learning_rate_init, weight_decay, dropout, early_stopping, validation_fraction, \
-n_iter_no_change, tol, discrete_features, device, n_jobs, random_state, verbose, warm_start
+batch_size, learning_rate_init, weight_decay, dropout, input_dropout, early_stopping, \
+validation_fraction, n_iter_no_change, tol, discrete_features, device, n_jobs, random_state, \
+verbose, warm_start
         The parameters of the :class:`FlowSampler` that is fitted (same meaning and defaults);
         ``random_state`` also seeds the generated rows.
     class_weight : dict, "balanced" or None, default="balanced"
@@ -115,6 +116,7 @@ n_iter_no_change, tol, discrete_features, device, n_jobs, random_state, verbose,
         learning_rate_init: float = 1e-3,
         weight_decay: float = 1e-5,
         dropout: float | str = "auto",
+        input_dropout: float | str = "auto",
         early_stopping: bool = True,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
@@ -140,6 +142,7 @@ n_iter_no_change, tol, discrete_features, device, n_jobs, random_state, verbose,
         self.learning_rate_init = learning_rate_init
         self.weight_decay = weight_decay
         self.dropout = dropout
+        self.input_dropout = input_dropout
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change

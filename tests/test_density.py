@@ -96,52 +96,59 @@ def test_every_architecture_learns(coupling, mixing, blobs_2d):
     assert est.loss_curve_[-1] < est.loss_curve_[0]
 
 
-def _built_architecture(est) -> tuple[set[int], set[float]]:
-    """The spline bin counts and dropout probabilities inside a fitted estimator's flow."""
+def _built_architecture(est) -> tuple[set[int], set[float], set[float]]:
+    """The spline bin counts, hidden-layer and input dropout probabilities inside a fitted
+    estimator's flow."""
     from skflow.flows import BitDropout, SplineMap
+    from skflow.flows.nets import Conditioner
 
     bins = {
         m.element_map.n_bins
         for m in est.flow_.modules()
         if isinstance(getattr(m, "element_map", None), SplineMap)
     }
-    drops = {m.p for m in est.flow_.modules() if isinstance(m, BitDropout)}
-    return bins, drops
+    conditioners = [m for m in est.flow_.modules() if isinstance(m, Conditioner)]
+    inputs = {c.input_dropout.p for c in conditioners if c.input_dropout is not None}
+    hidden = {
+        m.p for c in conditioners if c.net is not None for m in c.net if isinstance(m, BitDropout)
+    }
+    return bins, hidden, inputs
 
 
 @pytest.mark.parametrize(
     "estimator", ["FlowDensity", "FlowSampler", "FlowOutlierDetector"], ids=str
 )
 @pytest.mark.parametrize(
-    ("n_features", "n_rows", "bins", "drops"),
+    ("n_features", "n_rows", "bins", "drops", "input_drops"),
     [
-        (1, 200, {16}, set()),
-        (2, 200, {16}, set()),
-        (2, 10_001, {16}, set()),
-        (3, 200, {4}, {0.5}),
-        (6, 10_000, {4}, {0.5}),
-        (6, 10_001, {8}, {0.2}),
+        (1, 200, {16}, set(), set()),
+        (2, 200, {16}, set(), set()),
+        (2, 10_001, {16}, set(), set()),
+        (3, 200, {4}, {0.5}, {0.3}),
+        (6, 10_000, {4}, {0.5}, {0.3}),
+        (6, 10_001, {8}, {0.2}, set()),
     ],
 )
 def test_auto_bins_and_dropout_follow_the_shape_of_the_data(
-    estimator, n_features, n_rows, bins, drops
+    estimator, n_features, n_rows, bins, drops, input_drops
 ):
-    """Up to two features: 16 bins and no dropout. From three: 4 bins and dropout 0.5 up to
-    10,000 rows, 8 bins and dropout 0.2 above."""
+    """Up to two features: 16 bins and no dropout. From three: 4 bins, dropout 0.5 and input
+    dropout 0.3 up to 10,000 rows, 8 bins, dropout 0.2 and no input dropout above."""
     import skflow
 
     X = np.random.default_rng(0).normal(size=(n_rows, n_features))
     est = getattr(skflow, estimator)(
         n_transforms=2, hidden_layer_sizes=(8,), max_iter=1, early_stopping=False, random_state=0
     ).fit(X)
-    assert est.get_params()["n_bins"] == "auto" and est.get_params()["dropout"] == "auto"
-    assert _built_architecture(est) == (bins, drops)
+    params = est.get_params()
+    assert params["n_bins"] == params["dropout"] == params["input_dropout"] == "auto"
+    assert _built_architecture(est) == (bins, drops, input_drops)
 
 
 @pytest.mark.parametrize("estimator", ["FlowSampler", "FlowOverSampler"], ids=str)
 def test_auto_keeps_light_regularisation_for_conditional_flows(estimator):
-    """A flow conditioned on y keeps 8 bins and dropout 0.2 on small data: heavy dropout also
-    hides the condition from the conditioners."""
+    """A flow conditioned on y keeps 8 bins, dropout 0.2 and no input dropout on small data:
+    heavy dropout also hides the condition from the conditioners."""
     import skflow
 
     rng = np.random.default_rng(0)
@@ -155,15 +162,21 @@ def test_auto_keeps_light_regularisation_for_conditional_flows(estimator):
         est = est.sampler_
     else:
         est.fit(X, y)
-    assert _built_architecture(est) == ({8}, {0.2})
+    assert _built_architecture(est) == ({8}, {0.2}, set())
 
 
 def test_explicit_bins_and_dropout_override_auto():
     X = np.random.default_rng(0).normal(size=(200, 2))
     est = FlowDensity(
-        n_transforms=2, hidden_layer_sizes=(8,), n_bins=5, dropout=0.1, max_iter=1, random_state=0
+        n_transforms=2,
+        hidden_layer_sizes=(8,),
+        n_bins=5,
+        dropout=0.1,
+        input_dropout=0.05,
+        max_iter=1,
+        random_state=0,
     ).fit(X)
-    assert _built_architecture(est) == ({5}, {0.1})
+    assert _built_architecture(est) == ({5}, {0.1}, {0.05})
 
 
 @pytest.mark.parametrize("n_features", [1, 3])

@@ -63,3 +63,33 @@ def test_reproducible_from_the_global_seed():
 def test_rejects_a_probability_outside_zero_one(p):
     with pytest.raises(ValueError, match="dropout probability"):
         BitDropout(p)
+
+
+def test_conditioner_input_dropout_drops_features_never_the_context():
+    """Input dropout zeroes (and rescales) kept features in training, leaves the context alone,
+    and is the identity in evaluation mode."""
+    from skflow.flows.nets import Conditioner
+
+    torch.manual_seed(0)
+    net = Conditioner(4, 3, (8,), context_features=2, input_dropout=0.5)
+    seen = []
+    net.net[0].register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
+    x = torch.randn(2000, 4)
+    context = torch.randn(2000, 2)
+    net.train()
+    net(x, context)
+    features, ctx = seen[-1][:, :4], seen[-1][:, 4:]
+    assert torch.equal(ctx, context)
+    dropped = features == 0
+    assert 0.45 < dropped.float().mean() < 0.55
+    assert torch.allclose(features[~dropped], 2.0 * x[~dropped])
+    net.eval()
+    net(x, context)
+    assert torch.equal(seen[-1], torch.cat([x, context], dim=1))
+
+
+def test_conditioner_without_features_has_no_input_dropout():
+    from skflow.flows.nets import Conditioner
+
+    assert Conditioner(0, 3, (8,), context_features=2, input_dropout=0.5).input_dropout is None
+    assert Conditioner(3, 3, (8,), input_dropout=0.0).input_dropout is None

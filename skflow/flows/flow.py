@@ -119,6 +119,7 @@ def build_flow(
     scale_limit: float = 5.0,
     tail_transform: bool = True,
     dropout: float = 0.0,
+    input_dropout: float = 0.0,
     generator: torch.Generator | None = None,
 ) -> Flow:
     """Build a coupling flow.
@@ -159,6 +160,8 @@ def build_flow(
         tails can be made Gaussian; see :class:`SinhArcsinh`.
     dropout : float, default=0.0
         Dropout in the conditioners' hidden layers (active in training mode only).
+    input_dropout : float, default=0.0
+        Dropout on the conditioners' input features (active in training mode only).
     generator : torch.Generator, optional
         Source of randomness for permutations and the initial rotations.
 
@@ -194,7 +197,13 @@ def build_flow(
             layers.append(Permutation(features, generator))
         layers.append(
             Coupling(
-                features, element_map, hidden_layer_sizes, index % 2, context_features, dropout
+                features,
+                element_map,
+                hidden_layer_sizes,
+                index % 2,
+                context_features,
+                dropout,
+                input_dropout,
             )
         )
     if actnorm:

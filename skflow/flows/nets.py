@@ -30,6 +30,10 @@ class Conditioner(nn.Module):
     dropout : float, default=0.0
         Dropout probability after each hidden activation (training only); regularises the
         conditioners, which over-fit quickly on a few thousand rows.
+    input_dropout : float, default=0.0
+        Dropout probability on the input features (not on the context) during training, so a
+        conditioner cannot lean on any single feature of the kept half; what it then learns
+        from noise directions of the data is averaged out.
     """
 
     def __init__(
@@ -39,9 +43,13 @@ class Conditioner(nn.Module):
         hidden_layer_sizes: Sequence[int] = (64, 64),
         context_features: int = 0,
         dropout: float = 0.0,
+        input_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.in_features = int(in_features)
+        self.input_dropout = (
+            BitDropout(input_dropout) if input_dropout > 0 and self.in_features else None
+        )
         self.context_features = int(context_features)
         self.out_features = int(out_features)
         n_in = self.in_features + self.context_features
@@ -84,6 +92,8 @@ class Conditioner(nn.Module):
             if transposed:
                 return self.constant.unsqueeze(1).expand(-1, inputs.shape[0])
             return self.constant.expand(inputs.shape[0], -1)
+        if self.input_dropout is not None:
+            inputs = self.input_dropout(inputs)
         if self.context_features:
             if context is None:
                 raise ValueError("this conditioner was built for a context, but none was given")

@@ -440,6 +440,8 @@ class Coupling(nn.Module):
         Width of the context vector.
     dropout : float, default=0.0
         Dropout in the conditioner's hidden layers.
+    input_dropout : float, default=0.0
+        Dropout on the conditioner's input features (the kept block, not the context).
     """
 
     def __init__(
@@ -450,6 +452,7 @@ class Coupling(nn.Module):
         parity: int = 0,
         context_features: int = 0,
         dropout: float = 0.0,
+        input_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.features = int(features)
@@ -467,6 +470,7 @@ class Coupling(nn.Module):
             hidden_layer_sizes,
             context_features,
             dropout,
+            input_dropout,
         )
 
     def working_floats_per_row(self) -> int:
