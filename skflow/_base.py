@@ -48,25 +48,16 @@ _AUTO_BATCH_MIN, _AUTO_BATCH_MAX, _AUTO_STEPS_PER_EPOCH = 64, 1024, 40
 # rows generated for cardio's minority class under the heavy setting trained a classifier to
 # 59% of its real-data score instead of 74% (probably because dropout also hides the
 # condition from the conditioners; measured before balanced class weights became the default).
-# The heavy setting also drops the conditioners' input features: on data that is structure
-# in a few directions plus noise in many (ADBench's Waveform) the conditioners otherwise learn
-# dependencies on the noise features that do not generalise, and the same input dropout helped
-# cardio and satellite too. The lighter settings keep every input (untested there).
 # Measured in docs/benchmarks.md ("Defaults for one or two features", "Heavier
-# regularisation by default", "Input dropout").
+# regularisation by default").
 _LOW_DIM_MAX_FEATURES = 2
 _SMALL_DATA_MAX_ROWS = 10_000
-_HEAVY_INPUT_DROPOUT = 0.3
-# (spline bins, hidden-layer dropout, input dropout) of each "auto" regime.
-_AUTO_REGULARISATION = {
-    "low_dim": (16, 0.0, 0.0),
-    "heavy": (4, 0.5, _HEAVY_INPUT_DROPOUT),
-    "light": (8, 0.2, 0.0),
-}
+# (spline bins, dropout) of each "auto" regime.
+_AUTO_REGULARISATION = {"low_dim": (16, 0.0), "heavy": (4, 0.5), "light": (8, 0.2)}
 
 
 def _auto_regime(n_features: int, n_samples: int, conditional: bool) -> str:
-    """Which "auto" regularisation data of this shape get (see the comment above)."""
+    """Which "auto" bins/dropout pair data of this shape get (see the comment above)."""
     if n_features <= _LOW_DIM_MAX_FEATURES:
         return "low_dim"
     if conditional or n_samples > _SMALL_DATA_MAX_ROWS:
@@ -74,23 +65,19 @@ def _auto_regime(n_features: int, n_samples: int, conditional: bool) -> str:
     return "heavy"
 
 
-def resolve_regularisation(
+def resolve_bins_and_dropout(
     n_bins: int | str,
     dropout: float | str,
-    input_dropout: float | str,
     n_features: int,
     n_samples: int,
     conditional: bool = False,
-) -> tuple[int, float, float]:
-    """Spline bins, hidden-layer dropout and input dropout of the conditioners: each as
-    given, or its "auto" choice for the data's shape."""
-    auto_bins, auto_dropout, auto_input = _AUTO_REGULARISATION[
-        _auto_regime(n_features, n_samples, conditional)
-    ]
+) -> tuple[int, float]:
+    """Spline bins and conditioner dropout: each as given, or its "auto" choice for the
+    data's shape."""
+    auto_bins, auto_dropout = _AUTO_REGULARISATION[_auto_regime(n_features, n_samples, conditional)]
     return (
         auto_bins if n_bins == "auto" else int(n_bins),
         auto_dropout if dropout == "auto" else float(dropout),
-        auto_input if input_dropout == "auto" else float(input_dropout),
     )
 
 
@@ -117,7 +104,7 @@ class BaseFlowEstimator(BaseEstimator):
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "dropout": [StrOptions({"auto"}), Interval(Real, 0, 1, closed="left")],
-        "input_dropout": [StrOptions({"auto"}), Interval(Real, 0, 1, closed="left")],
+        "input_dropout": [Interval(Real, 0, 1, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -284,13 +271,8 @@ class BaseFlowEstimator(BaseEstimator):
         self, n_features: int, n_samples: int, hidden, context_features: int, seed: int
     ) -> Flow:
         """Build the flow on the CPU from a forked RNG: reproducible, global RNG untouched."""
-        n_bins, dropout, input_dropout = resolve_regularisation(
-            self.n_bins,
-            self.dropout,
-            self.input_dropout,
-            n_features,
-            n_samples,
-            conditional=context_features > 0,
+        n_bins, dropout = resolve_bins_and_dropout(
+            self.n_bins, self.dropout, n_features, n_samples, conditional=context_features > 0
         )
         with torch.random.fork_rng(devices=[]):
             torch.default_generator.manual_seed(seed)
@@ -305,7 +287,7 @@ class BaseFlowEstimator(BaseEstimator):
                 mixing=self.mixing,
                 context_features=context_features,
                 dropout=dropout,
-                input_dropout=input_dropout,
+                input_dropout=self.input_dropout,
                 generator=generator,
             )
 

@@ -49,13 +49,14 @@ FLOW_PARAMETERS = """\
         is worth setting ``dropout=0.5, n_bins=4`` explicitly when fit time matters less. A
         flow conditioned on ``y`` (FlowSampler) gets the lighter setting: with the heavy one,
         its generated minority-class rows were worse training data for a classifier.
-    input_dropout : float or "auto", default="auto"
+    input_dropout : float, default=0.0
         Dropout probability on the conditioners' input features (never on ``y``) during
-        training, so no conditioner can lean on a single feature. "auto" is 0.3 where
-        ``dropout`` "auto" takes the heavy setting (3 or more features, up to 10,000 rows,
-        no ``y``) and 0 otherwise. On data with structure in a few directions and noise in the
-        rest it keeps the flow from learning the noise: it is what put the flow ahead of a
-        tuned Gaussian mixture on ADBench's Waveform, and it improved cardio and satellite too.
+        training, so no conditioner can lean on a single feature. It can help data with
+        structure in a few directions and noise in the rest: 0.3 took ADBench's Waveform from
+        31.99 to 31.84 nats (a tuned Gaussian mixture: 31.85) and improved satellite and
+        digits, but cost 2.2 nats on pendigits and tripled the KL gap on a 10-D funnel
+        (``docs/benchmarks.md``, "Input dropout"), so it is off by default; tune it with
+        ``GridSearchCV``.
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the rows, stop when their log-likelihood stops
         improving and restore the best weights. Without it, the training loss is monitored.
