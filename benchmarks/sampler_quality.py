@@ -8,7 +8,8 @@
 2. **Oversampling.** ADBench tables as imbalanced binary tasks (y = anomaly label). 5-fold
    stratified CV of ``StandardScaler -> sampler -> classifier`` with no resampling,
    RandomOverSampler, SMOTE and FlowOverSampler (plus two ablations of its defaults, which
-   ``--no-ablations`` leaves out);
+   ``--no-ablations`` leaves out, and with ``--model-draws`` the same fitted flows drawing the
+   new rows from the model instead of around real rows);
    balanced accuracy and average precision. ``--seed`` moves the folds and the flows' seeds,
    and ``--combine`` pools the oversampling results of runs with different seeds.
 
@@ -22,6 +23,7 @@ Flow size, epochs and data sets are command-line options; see ``--help``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 import warnings
@@ -36,6 +38,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from skflow import FlowOverSampler, FlowSampler
+from skflow._resampling import _oversampling_targets
 
 from .datasets import ADBENCH_DIR
 
@@ -121,6 +124,37 @@ def tstr(name: str, args) -> dict | None:
     return row
 
 
+# Fitted FlowSamplers by (data, labels, parameters other than how rows are generated): the
+# default FlowOverSampler and its model-draw variant fit the very same flow on each split (same
+# data, same seed), so the variant reuses that fit and only the generated rows differ.
+_FITS: dict[tuple, FlowSampler] = {}
+
+
+class _SharedFitOverSampler(FlowOverSampler):
+    """FlowOverSampler whose flow fit is shared with any other one on the same split."""
+
+    def fit(self, X, y):
+        params = self.get_params()
+        del params["latent_noise"], params["temperature"]
+        X_arr, y_arr = np.ascontiguousarray(X), np.ascontiguousarray(y)
+        key = (
+            hashlib.sha1(X_arr.tobytes()).hexdigest(),
+            hashlib.sha1(y_arr.tobytes()).hexdigest(),
+            repr(sorted(params.items())),
+        )
+        if key not in _FITS:
+            super().fit(X, y)
+            _FITS[key] = self.sampler_
+            return self
+        self.sampler_ = _FITS[key]
+        self.classes_ = self.sampler_.classes_
+        self.n_features_in_ = X_arr.shape[1]
+        self.sampling_strategy_ = _oversampling_targets(
+            self.sampling_strategy, self.classes_, self.sampler_.class_count_
+        )
+        return self
+
+
 def _resamplers(args):
     from imblearn.over_sampling import SMOTE, RandomOverSampler
 
@@ -128,13 +162,17 @@ def _resamplers(args):
         "none": None,
         "random": RandomOverSampler(random_state=0),
         "smote": SMOTE(random_state=0),
-        "flow": FlowOverSampler(**_flow_params(args)),
+        "flow": _SharedFitOverSampler(**_flow_params(args)),
     }
+    if args.model_draws:
+        samplers["flow_model"] = _SharedFitOverSampler(latent_noise=None, **_flow_params(args))
     if args.ablations:
         # The oversampler without its default class_weight="balanced", and with its latent
         # draws cooled to a temperature of 0.8.
         samplers["flow_unweighted"] = FlowOverSampler(class_weight=None, **_flow_params(args))
-        samplers["flow_cool"] = FlowOverSampler(temperature=0.8, **_flow_params(args))
+        samplers["flow_cool"] = FlowOverSampler(
+            latent_noise=None, temperature=0.8, **_flow_params(args)
+        )
     return samplers
 
 
@@ -185,8 +223,9 @@ _OVER_METHODS = {
     "random": "RandomOverSampler",
     "smote": "SMOTE",
     "flow": "FlowOverSampler",
+    "flow_model": "FlowOverSampler, latent_noise=None (draws from the model)",
     "flow_unweighted": "FlowOverSampler, class_weight=None",
-    "flow_cool": "FlowOverSampler, temperature=0.8",
+    "flow_cool": "FlowOverSampler, latent_noise=None, temperature=0.8",
 }
 _METRICS = ("balanced_accuracy", "average_precision")
 
@@ -197,8 +236,7 @@ def _oversampling_table(records: list[dict]) -> list[str]:
     ranked = methods[:4]
     seeds = sorted({r.get("seed", 0) for r in records})
     ablations = (
-        "; the later columns are ablations of FlowOverSampler's defaults, "
-        'class_weight="balanced" and temperature=1'
+        "; the later columns are variants of FlowOverSampler's defaults"
         if len(methods) > len(ranked)
         else ""
     )
@@ -241,7 +279,9 @@ def _paired_differences(records: list[dict]) -> list[str]:
     (seed and fold) and its standard error comes from the spread of those differences; the
     mean over datasets then has the standard error ``sqrt(sum of squares) / n_datasets``.
     """
-    others = [m for m in ("none", "random", "smote") if all(m in r for r in records)]
+    others = [
+        m for m in ("none", "random", "smote", "flow_model") if all(m in r for r in records)
+    ]
     by_dataset: dict[str, list[dict]] = {}
     for r in records:
         by_dataset.setdefault(r["dataset"], []).append(r)
@@ -343,6 +383,12 @@ def main(argv=None) -> None:
         action="store_false",
         help="oversampling: leave out the class_weight=None and temperature=0.8 columns "
         "(a third of the flow fits; for runs of the full-size default flow)",
+    )
+    parser.add_argument(
+        "--model-draws",
+        action="store_true",
+        help="oversampling: add FlowOverSampler(latent_noise=None), new rows drawn from the "
+        "model, reusing the default's flow fit on each split",
     )
     parser.add_argument("--out", default="benchmarks/results/sampler_quality")
     args = parser.parse_args(argv)

@@ -14,7 +14,12 @@ from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
-from ._base import TEMPERATURE_CONSTRAINT, BaseFlowEstimator
+from ._base import (
+    DEFAULT_LATENT_NOISE,
+    LATENT_NOISE_CONSTRAINTS,
+    TEMPERATURE_CONSTRAINT,
+    BaseFlowEstimator,
+)
 from ._docstrings import fill_flow_docs
 from ._resampling import (
     _generation_seed,
@@ -749,10 +754,21 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
         return self._from_latent(Z, self._context_for(y, Z.shape[0]))
 
     @validate_params(
-        {"temperature": [TEMPERATURE_CONSTRAINT]},  # checked before the slow fit
+        {  # checked before the slow fit
+            "temperature": [TEMPERATURE_CONSTRAINT],
+            "latent_noise": LATENT_NOISE_CONSTRAINTS,
+        },
         prefer_skip_nested_validation=True,
     )
-    def fit_resample(self, X, y, *, sampling_strategy="auto", temperature: float = 1.0):
+    def fit_resample(
+        self,
+        X,
+        y,
+        *,
+        sampling_strategy="auto",
+        latent_noise: float | None = DEFAULT_LATENT_NOISE,
+        temperature: float = 1.0,
+    ):
         """Fit on ``(X, y)`` and return the rows plus generated rows that rebalance the classes.
 
         Parameters
@@ -767,12 +783,22 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
             largest one; a float (2 classes only) is the wanted ratio of minority to majority
             rows; a dict maps a class to its wanted number of rows; a callable takes y and
             returns such a dict.
+        latent_noise : float or None, default=0.25
+            How new rows are made. A number: each new row of class ``k`` starts from a real
+            row of ``k`` chosen at random, is mapped to the latent space of ``k``, moved there
+            by Gaussian noise of this standard deviation (the learned density is ``N(0, I)``
+            in that space) and mapped back: a smoothed bootstrap whose noise follows the shape
+            the flow learned for the class, so new rows stay near real ones and on the class's
+            curved or clustered support. 0 repeats real rows (random oversampling). None:
+            draw the new rows from the learned ``p(x | k)`` itself, like ``sample``. See
+            ``docs/benchmarks.md`` for how the two compare downstream.
         temperature : float, default=1.0
-            Standard deviation of the latent draws of the generated rows (see ``sample``).
-            Below 1 they stay nearer each class's modes. On the oversampling benchmark (three
-            sets, four seeds, ``docs/benchmarks.md``) 0.8 moved a downstream classifier's mean
-            average precision from 0.863 to 0.866 and its balanced accuracy from 0.899 to
-            0.897: a small trade, so the default stays 1.
+            Standard deviation of the latent draws when ``latent_noise=None`` (see
+            ``sample``): below 1 the rows stay nearer each class's modes. On the oversampling
+            benchmark (three sets, four seeds, ``docs/benchmarks.md``) 0.8 moved a downstream
+            classifier's mean average precision from 0.863 to 0.866 and its balanced accuracy
+            from 0.899 to 0.897: a small trade, so the default stays 1. Only for draws from
+            the model: with ``latent_noise`` set, a temperature other than 1 is an error.
 
         Returns
         -------
@@ -799,6 +825,7 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
         >>> X_res.shape, np.bincount(y_res).tolist()
         ((300, 2), [150, 150])
         """
+        _check_generation(latent_noise, temperature)
         X_in, y_in = X, y
         self.fit(X, _resampling_labels(y))
         if self.target_type_ != "classes":  # pragma: no cover - _resampling_labels ensures it
@@ -806,20 +833,52 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
         targets = _oversampling_targets(sampling_strategy, self.classes_, self.class_count_)
         self.sampling_strategy_ = targets
         seed = _generation_seed(self.random_state)
-        return self._resample(X_in, y_in, targets, seed, temperature)
+        return self._resample(X_in, y_in, targets, seed, latent_noise, temperature)
 
-    def _resample(self, X_in, y_in, targets: dict, seed: int, temperature: float):
+    def _resample(
+        self, X_in, y_in, targets: dict, seed: int, latent_noise: float | None, temperature: float
+    ):
         labels = np.concatenate(
             [np.full(n, label, dtype=self.classes_.dtype) for label, n in targets.items()]
             + [self.classes_[:0]]
         )
         X_new = np.empty((0, self.n_features_in_))
-        if len(labels):
+        if len(labels) and latent_noise is None:
             X_new, _ = self.sample(y=labels, random_state=seed, temperature=temperature)
+        elif len(labels):
+            X_new = self._latent_bootstrap(X_in, y_in, labels, seed, latent_noise)
         return _resampled_output(X_in, y_in, X_new, labels, self.classes_)
+
+    def _latent_bootstrap(self, X_in, y_in, labels: np.ndarray, seed: int, noise: float):
+        """New rows around real ones: one per entry of ``labels``, moved in the latent space.
+
+        Each starts from a real row of its class drawn at random (with replacement) and gets
+        ``noise`` times a standard Gaussian added to its latent code under that class.
+        """
+        X = self._validate_X(X_in, reset=False)
+        y = _resampling_labels(y_in)
+        rng = check_random_state(seed)
+        anchors = np.empty(len(labels), dtype=np.intp)
+        for label in np.unique(labels):
+            slots = np.flatnonzero(labels == label)
+            anchors[slots] = rng.choice(np.flatnonzero(y == label), size=len(slots))
+        context = self._context_for(labels, len(labels))
+        Z = self._to_latent(X[anchors], context)
+        Z += self._sample_latent(len(labels), rng, 1.0) * noise
+        return self._from_latent(Z, context)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.estimator_type = "density_estimator"
         tags.transformer_tags = TransformerTags()
         return tags
+
+
+def _check_generation(latent_noise: float | None, temperature: float) -> None:
+    """``temperature`` scales draws from the model; it has no meaning with ``latent_noise``."""
+    if latent_noise is not None and temperature != 1.0:
+        raise ValueError(
+            f"temperature={temperature} applies to rows drawn from the model, but "
+            f"latent_noise={latent_noise} makes new rows around real ones instead; set "
+            "latent_noise=None to use a temperature, or leave the temperature at 1"
+        )
