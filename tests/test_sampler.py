@@ -342,7 +342,7 @@ def test_flow_sampler_fit_resample_matches_the_oversampler(small, tiny_params):
 def test_temperature_of_conditional_draws_and_oversampling(small, tiny_params):
     X, y = small
     sampler = FlowSampler(random_state=0, **tiny_params)
-    X1, y1 = sampler.fit_resample(X, y, temperature=0.5)
+    X1, y1 = sampler.fit_resample(X, y, latent_noise=None, temperature=0.5)
     X_model, y_model = sampler.sample(500, random_state=3)
     X_cool, y_cool = sampler.sample(500, random_state=3, temperature=0.5)
     np.testing.assert_array_equal(y_cool, y_model)  # the labels are drawn as before
@@ -350,16 +350,64 @@ def test_temperature_of_conditional_draws_and_oversampling(small, tiny_params):
         sampler.transform(X_cool, y_cool), 0.5 * sampler.transform(X_model, y_model), atol=1e-4
     )
     # The oversampler passes its temperature on, and it changes the generated rows.
-    X2, y2 = FlowOverSampler(random_state=0, temperature=0.5, **tiny_params).fit_resample(X, y)
+    X2, y2 = FlowOverSampler(
+        random_state=0, latent_noise=None, temperature=0.5, **tiny_params
+    ).fit_resample(X, y)
     np.testing.assert_array_equal(X1, X2)
     np.testing.assert_array_equal(y1, y2)
-    X3, _ = FlowOverSampler(random_state=0, **tiny_params).fit_resample(X, y)
+    X3, _ = FlowOverSampler(random_state=0, latent_noise=None, **tiny_params).fit_resample(X, y)
     assert not np.allclose(X3[len(X) :], X2[len(X) :])
     # A bad temperature is refused before the fit.
     with pytest.raises(ValueError, match="temperature"):
         FlowSampler(max_iter=10_000).fit_resample(X, y, temperature=0.0)
     with pytest.raises(ValueError, match="temperature"):
         FlowOverSampler(max_iter=10_000, temperature=-1.0).fit(X, y)
+
+
+def test_latent_noise_moves_real_rows_of_the_class_in_latent_space(small, tiny_params):
+    X, y = small
+    sampler = FlowSampler(random_state=0, **tiny_params)
+    generated = {}
+    for noise in (0.0, 0.25, 0.5, None):
+        X_res, y_res = sampler.fit_resample(X, y, latent_noise=noise)
+        np.testing.assert_array_equal(X_res[: len(X)], X)
+        assert sorted(np.unique(y_res, return_counts=True)[1].tolist()) == [200, 200, 200]
+        generated[noise] = X_res[len(X) :], y_res[len(X) :]
+    X0, y_new = generated[0.0]
+    for noise in (0.25, 0.5):  # the same seed picks the same real rows and the same noise
+        np.testing.assert_array_equal(generated[noise][1], y_new)
+    # No noise: every new row is a real row of its own class (up to float32 round trips).
+    for label in np.unique(y_new):
+        real, new = X[y == label], X0[y_new == label]
+        gaps = np.abs(new[:, None, :] - real[None, :, :]).max(axis=2).min(axis=1)
+        assert gaps.max() < 1e-4
+    # With noise: the real row plus noise * eps in the latent space of the class, so the
+    # latent codes at 0.5 are twice as far from the real rows as those at 0.25.
+    Z0 = sampler.transform(X0, y_new)
+    Z25 = sampler.transform(generated[0.25][0], y_new)
+    Z50 = sampler.transform(generated[0.5][0], y_new)
+    np.testing.assert_allclose(Z50 - Z0, 2.0 * (Z25 - Z0), atol=1e-3)
+    assert np.std(Z25 - Z0) == pytest.approx(0.25, rel=0.1)
+    # Draws from the model (None) are other rows altogether.
+    assert np.abs(generated[None][0] - X0).max() > 1.0
+
+
+def test_latent_noise_is_validated_before_the_fit(small, tiny_params):
+    X, y = small
+    for bad in (-0.1, np.inf, np.nan, "large"):
+        with pytest.raises(ValueError, match="latent_noise"):
+            FlowSampler(max_iter=10_000).fit_resample(X, y, latent_noise=bad)
+        with pytest.raises(ValueError, match="latent_noise"):
+            FlowOverSampler(max_iter=10_000, latent_noise=bad).fit(X, y)
+    # A temperature only scales draws from the model: with latent_noise it is an error.
+    with pytest.raises(ValueError, match="latent_noise=None to use a temperature"):
+        FlowSampler(max_iter=10_000).fit_resample(X, y, temperature=0.5)
+    with pytest.raises(ValueError, match="latent_noise=None to use a temperature"):
+        FlowOverSampler(max_iter=10_000, temperature=0.5).fit_resample(X, y)
+    # The oversampler passes its latent_noise on.
+    X1, _ = FlowSampler(random_state=0, **tiny_params).fit_resample(X, y, latent_noise=0.5)
+    X2, _ = FlowOverSampler(random_state=0, latent_noise=0.5, **tiny_params).fit_resample(X, y)
+    np.testing.assert_array_equal(X1, X2)
 
 
 def test_oversampler_in_imblearn_pipeline_and_cross_validate(tiny_params):
