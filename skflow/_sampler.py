@@ -864,7 +864,7 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
             anchors[slots] = rng.choice(np.flatnonzero(y == label), size=len(slots))
         context = self._context_for(labels, len(labels))
         Z = self._to_latent(X[anchors], context)
-        Z += self._sample_latent(len(labels), rng, 1.0) * noise
+        Z += self._sample_latent(len(labels), rng, noise)  # its scale argument is the noise
         return self._from_latent(Z, context)
 
     def __sklearn_tags__(self):
