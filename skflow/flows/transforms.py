@@ -92,14 +92,18 @@ class ContextAffine(nn.Module):
 
     @torch.no_grad()
     def _initialize(self, x: torch.Tensor, context: torch.Tensor) -> None:
-        design = torch.cat([context, torch.ones_like(context[:, :1])], dim=1).double()
-        coef = torch.linalg.lstsq(design, x.double(), driver="gelsd").solution
-        residual = x.double() - design @ coef
+        # On the CPU whatever the device: the SVD-based solver copes with rank-deficient
+        # designs (one-hot classes with a constant column), and torch has it only there. The
+        # initialisation sees a few thousand rows at most, so the round trip costs little.
+        design = torch.cat([context, torch.ones_like(context[:, :1])], dim=1).double().cpu()
+        target = x.double().cpu()
+        coef = torch.linalg.lstsq(design, target, driver="gelsd").solution
+        residual = target - design @ coef
         log_abs = torch.log(residual.abs().clamp_min(1e-6)) - self._LOG_ABS_NORMAL_MEAN
         log_coef = torch.linalg.lstsq(design, log_abs, driver="gelsd").solution
         for layer, values in ((self.shift, coef), (self.log_scale, log_coef)):
-            layer.weight.copy_(values[:-1].T.to(layer.weight.dtype))
-            layer.bias.copy_(values[-1].to(layer.bias.dtype))
+            layer.weight.copy_(values[:-1].T.to(layer.weight))
+            layer.bias.copy_(values[-1].to(layer.bias))
         self.initialized.fill_(True)
 
     def _params(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -293,7 +297,10 @@ class LULinear(nn.Module):
         # covariance from few rows is noisy, and singular when rows < features.
         shrink = features / (features + n_rows)
         cov = (1.0 - shrink) * cov + shrink * eye
-        weight = self._whitening(cov, eye)
+        # The d x d algebra runs on the CPU whatever the device: cuSOLVER's eigenvectors may
+        # differ from LAPACK's in sign, and a flipped axis sends a GPU fit down another path
+        # than the CPU fit with the same seed. (A d x d matrix is also no work for a GPU.)
+        weight = self._whitening(cov.cpu(), eye.cpu())
         if weight is None:
             self.initialized.fill_(True)
             return
@@ -321,7 +328,7 @@ class LULinear(nn.Module):
         whitening = torch.linalg.solve_triangular(chol, eye, upper=False)
         if self.init == "whitening":
             return whitening
-        return self.weight().double() @ whitening
+        return self.weight().double().cpu() @ whitening
 
     def extra_repr(self) -> str:
         return f"init={self.init!r}"
