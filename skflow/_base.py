@@ -208,7 +208,8 @@ class BaseFlowEstimator(BaseEstimator):
         data = self._training_tensors(X, context, sample_weight, order, device)
         train = data.take(slice(0, len(train_idx)))
         validation = None if val_idx is None else data.take(slice(len(train_idx), None))
-        generator = torch.Generator(device=device).manual_seed(order_seed)
+        # On the CPU whatever the device (see train_flow): same seed, same batches everywhere.
+        generator = torch.Generator().manual_seed(order_seed)
         with torch_threads(self.n_jobs):
             history = self._train(flow, train, validation, generator, history)
         self.flow_ = flow
@@ -386,7 +387,9 @@ class BaseFlowEstimator(BaseEstimator):
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self):
-        state = super().__getstate__()
+        # A copy: on Python >= 3.11 the inherited __getstate__ hands back the live __dict__,
+        # and replacing flow_ in it would move the fitted model itself off its GPU.
+        state = dict(super().__getstate__())
         if "flow_" in state:
             # A model trained on a GPU must load and score on a CPU-only machine.
             state["flow_"] = cpu_copy(state["flow_"])

@@ -1,8 +1,9 @@
 """Maximum-likelihood training loop for a :class:`~skflow.flows.Flow`.
 
 The data sit on the device as one tensor and every epoch indexes it with a fresh permutation:
-no DataLoader, no per-batch host/device traffic and, on CPU and GPU alike, one host sync per
-epoch (to read the epoch's loss).
+no DataLoader and no per-batch host/device traffic. Per epoch a GPU fit copies one index
+vector over (the batch order, drawn on the CPU so that every device sees the same batches) and
+syncs with the host once, to read the epoch's loss.
 """
 
 from __future__ import annotations
@@ -154,18 +155,16 @@ def _initialisation_rows(train: TrainingData, generator: torch.Generator) -> Tra
     n_rows = len(train)
     if n_rows <= INIT_ROWS and train.weight is None:
         return train
-    # A generator of its own, so the batch order does not depend on whether this ran.
-    init_generator = torch.Generator(device=train.x.device)
-    init_generator.manual_seed(generator.initial_seed() + 1)
+    # A generator of its own, so the batch order does not depend on whether this ran; on the
+    # CPU like the batch order's, so every device picks the same rows.
+    init_generator = torch.Generator().manual_seed(generator.initial_seed() + 1)
     if train.weight is None:
-        subset = torch.randperm(n_rows, generator=init_generator, device=train.x.device)
-        return train.take(subset[:INIT_ROWS])
+        subset = torch.randperm(n_rows, generator=init_generator)[:INIT_ROWS]
+        return train.take(subset.to(train.x.device))
     # Inverse-CDF draws (torch.multinomial refuses more than 2**24 categories, i.e. rows).
     cumulative = train.weight.double().cumsum(0)
-    uniform = torch.rand(
-        min(n_rows, INIT_ROWS), generator=init_generator, device=train.x.device, dtype=torch.float64
-    )
-    subset = torch.searchsorted(cumulative, uniform * cumulative[-1], right=True)
+    uniform = torch.rand(min(n_rows, INIT_ROWS), generator=init_generator, dtype=torch.float64)
+    subset = torch.searchsorted(cumulative, uniform.to(cumulative) * cumulative[-1], right=True)
     return train.take(subset.clamp_(max=n_rows - 1))
 
 
@@ -190,7 +189,10 @@ def train_flow(
     config : TrainingConfig
         Optimisation settings.
     generator : torch.Generator
-        Random source for the batch order (on the data's device).
+        CPU random source for the batch order and the initialisation rows. Drawing these on
+        the CPU whatever the device means a GPU fit sees the same batches as a CPU fit with the
+        same seed (one index copy per epoch); the dequantisation noise comes from a generator
+        on the data's device seeded alike (the same one, on a CPU).
     nll_offset : float, default=0.0
         Added to every reported NLL so the history is in the units of the user's X
         (minus the log-Jacobian of the preprocessing).
@@ -204,15 +206,21 @@ def train_flow(
     history = history if history is not None else TrainingHistory()
     history.converged = False
 
+    device = train.x.device
+    noise_generator = generator
+    if device != generator.device:
+        noise_generator = torch.Generator(device=device).manual_seed(generator.initial_seed())
     if not history.n_iter:
-        init = _initialisation_rows(train, generator).dequantized(generator)
+        init = _initialisation_rows(train, generator).dequantized(noise_generator)
         flow.initialize(init.x, init.context)
     flow.train()
     # One flat tensor for the parameters and one for the gradients during this run: zeroing,
     # clipping, the optimiser step, the average and the snapshots are then one kernel each.
     flat = FlatParameters(flow)
     try:
-        return _optimise(flow, flat, train, validation, config, generator, nll_offset, history)
+        return _optimise(
+            flow, flat, train, validation, config, (generator, noise_generator), nll_offset, history
+        )
     finally:
         flat.release()
 
@@ -223,11 +231,15 @@ def _optimise(
     train: TrainingData,
     validation: TrainingData | None,
     config: TrainingConfig,
-    generator: torch.Generator,
+    generators: tuple[torch.Generator, torch.Generator],
     nll_offset: float,
     history: TrainingHistory,
 ) -> TrainingHistory:
-    """The epochs of :func:`train_flow`, on a flow whose parameters ``flat`` holds."""
+    """The epochs of :func:`train_flow`, on a flow whose parameters ``flat`` holds.
+
+    ``generators`` is (batch order, on the CPU; dequantisation noise, on the data's device).
+    """
+    order_generator, noise_generator = generators
     n_rows = len(train)
     batch_size = min(config.batch_size, n_rows)
     optimizer = _adamw([flat.parameter], config.learning_rate_init, config.weight_decay)
@@ -241,7 +253,7 @@ def _optimise(
     )
     if validation is not None:
         # One fixed noise draw, so that epochs are compared on the same validation rows.
-        validation = validation.dequantized(generator)
+        validation = validation.dequantized(noise_generator)
     steps_per_epoch = math.ceil(n_rows / batch_size)
     # Validation, early stopping and the returned fit all use the averaged parameters.
     average = ParameterAverage(
@@ -266,10 +278,10 @@ def _optimise(
     warmup_steps = 0 if history.n_iter else min(WARMUP_MAX_STEPS, WARMUP_EPOCHS * steps_per_epoch)
     step = 0
     while epochs_done < config.max_iter:
-        order = torch.randperm(n_rows, generator=generator, device=train.x.device)
+        order = torch.randperm(n_rows, generator=order_generator).to(train.x.device)
         epoch_loss = torch.zeros((), device=train.x.device)
         for start in range(0, n_rows, batch_size):
-            batch = train.take(order[start : start + batch_size]).dequantized(generator)
+            batch = train.take(order[start : start + batch_size]).dequantized(noise_generator)
             loss = mean_nll(flow, batch)
             if step < warmup_steps:
                 for group in optimizer.param_groups:

@@ -84,6 +84,16 @@ def test_pickled_weights_are_on_cpu(blobs_2d, tiny_params):
         assert next(gpu.flow_.parameters()).device.type == "cuda"  # the original stays put
 
 
+def test_pickling_leaves_the_fitted_estimator_alone(blobs_2d, tiny_params):
+    """``__getstate__`` edits a copy: on Python >= 3.11 the inherited one returns the live
+    ``__dict__``, and swapping in the CPU copy there moved a GPU model off its GPU."""
+    est = FlowDensity(random_state=0, **tiny_params).fit(blobs_2d)
+    flow = est.flow_
+    state = est.__getstate__()
+    state["flow_"] = None
+    assert est.flow_ is flow
+
+
 def test_pandas_in_and_out(blobs_2d, tiny_params):
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame(blobs_2d, columns=["height", "weight"])
