@@ -149,8 +149,56 @@ def test_cuda_matches_cpu(blobs_2d, tiny_params):
     cpu = FlowDensity(device="cpu", random_state=0, **tiny_params).fit(blobs_2d)
     gpu = FlowDensity(device="cuda", random_state=0, **tiny_params).fit(blobs_2d)
     assert gpu.device_.type == "cuda"
-    # Same initial weights; training differs only by float rounding on the two devices.
+    # Same initial weights and (drawn on the CPU) the same batches; without dropout, training
+    # differs only by float rounding on the two devices.
     np.testing.assert_allclose(gpu.score_samples(blobs_2d), cpu.score_samples(blobs_2d), atol=0.05)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_inference_matches_the_same_weights_on_cpu(blobs_2d, tiny_params):
+    """One set of weights gives the same numbers on either device, to float32 rounding."""
+    gpu = FlowDensity(device="cuda", random_state=0, **tiny_params).fit(blobs_2d)
+    on_gpu = (
+        gpu.score_samples(blobs_2d),
+        gpu.transform(blobs_2d),
+        gpu.sample(50, random_state=3),
+    )
+    assert next(gpu.flow_.parameters()).device.type == "cuda"
+    gpu.device_ = torch.device("cpu")  # what a CPU-only machine sees after unpickling
+    on_cpu = (
+        gpu.score_samples(blobs_2d),
+        gpu.transform(blobs_2d),
+        gpu.sample(50, random_state=3),
+    )
+    assert next(gpu.flow_.parameters()).device.type == "cpu"
+    for got, expected in zip(on_gpu, on_cpu, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_training_syncs_per_epoch_not_per_batch(blobs_2d, tiny_params):
+    """Nothing is read back from the GPU per batch: a fit with 8x more batches per epoch makes
+    exactly as many host syncs (each one would stall the GPU's queue)."""
+    counts = []
+    for batch_size in (16, 128):
+        est = FlowDensity(
+            device="cuda",
+            random_state=0,
+            batch_size=batch_size,
+            **{**tiny_params, "max_iter": 3, "n_iter_no_change": 10},
+        )
+        est.fit(blobs_2d[:40])  # compile and cache the kernels outside the count
+        previous = torch.cuda.get_sync_debug_mode()
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            with pytest.warns(UserWarning) as record:
+                est.fit(blobs_2d)
+        finally:
+            torch.cuda.set_sync_debug_mode(previous)
+        counts.append(sum("synchronizing" in str(w.message) for w in record))
+        assert est.n_iter_ == 3
+    assert counts[0] > 0, "the sync detector saw nothing (is the debug mode working?)"
+    assert counts[0] == counts[1], f"host syncs grew with the number of batches: {counts}"
 
 
 @pytest.mark.parametrize(("n_jobs", "expected"), [(None, 1), (2, 2)])
@@ -215,7 +263,7 @@ def test_initialisation_uses_a_random_subset_of_sorted_data(monkeypatch):
         est.fit(X)
     first_actnorm = est.flow_.transforms[0]
     # The data are standardised before the flow, so a representative subset has mean ~0.
-    assert np.abs(first_actnorm.loc.detach().numpy()).max() < 0.25
+    assert np.abs(first_actnorm.loc.detach().cpu().numpy()).max() < 0.25
 
 
 def test_adamw_is_fused_on_cpu_and_falls_back_to_foreach(monkeypatch):
