@@ -50,6 +50,10 @@ Examples
 --------
 ``python benchmarks/speed.py``: the full benchmark (about 15 minutes on 2 cores).
 ``python benchmarks/speed.py --quick``: a smoke run.
+``python benchmarks/speed.py --device cuda``: every library on the GPU (the peers' DataLoader
+batches are moved there one by one, as PyTorch's tutorials do); timings wait for the GPU, and
+the report adds GPU utilisation and ``torch.cuda.max_memory_allocated`` per phase instead of
+the resident-set subprocesses.
 """
 
 from __future__ import annotations
@@ -104,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nll-cap", type=float, default=None,
                    help="seconds allowed to reach the target NLL (default 120)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    p.add_argument("--device", default="cpu",
+                   help="torch device for every flow library, e.g. cuda (default cpu)")
     p.add_argument("--output", default=None, help="results stem (default speed / speed_quick)")
     p.add_argument("--memory-child", nargs=3, metavar=("LIB", "D", "PHASE"),
                    help=argparse.SUPPRESS)
@@ -124,6 +130,13 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
             setattr(args, key, value)
     if args.output is None:
         args.output = "speed_quick" if quick else "speed"
+        if args.device != "cpu":
+            args.output += "_" + args.device.replace(":", "")
+    args.device = torch.device(args.device)
+    if args.device.type != "cpu":
+        # Resident-set size says nothing about GPU memory: the accelerator run reports
+        # torch.cuda.max_memory_allocated per phase instead (see ``gpu_peak_mib``).
+        args.no_memory = True
     args.hidden = tuple(args.hidden)
     return args
 
@@ -229,13 +242,19 @@ def skflow_estimator(args: argparse.Namespace, **params):
 
     return FlowDensity(
         coupling="spline", n_transforms=args.transforms, hidden_layer_sizes=args.hidden,
-        n_bins=args.bins, batch_size=args.batch_size, device="cpu", random_state=0, **params
+        n_bins=args.bins, batch_size=args.batch_size, device=args.device, random_state=0,
+        **params,
     )
 
 
-def peer_epoch(flow, log_prob, loader, optimizer) -> None:
-    """One epoch of the training loop shown in zuko's and nflows' documentation."""
+def peer_epoch(flow, log_prob, loader, optimizer, device=None) -> None:
+    """One epoch of the training loop shown in zuko's and nflows' documentation.
+
+    On an accelerator each batch is moved there as PyTorch's tutorials do it (the
+    TensorDataset stays in host memory, ``x.to(device)`` per batch).
+    """
     for (x,) in loader:
+        x = x if device is None else x.to(device, non_blocking=True)
         loss = -log_prob(x).mean()
         optimizer.zero_grad()
         loss.backward()
@@ -256,9 +275,68 @@ def make_loader(Z: torch.Tensor, batch_size: int, seed: int):
 
 
 def _timed(fn: Callable[[], object]) -> float:
+    """Wall-clock seconds of ``fn()``, waiting for queued GPU work before reading each clock."""
+    _synchronize()
     start = time.perf_counter()
     fn()
+    _synchronize()
     return time.perf_counter() - start
+
+
+def _synchronize() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
+class GpuUtilisation:
+    """Mean GPU utilisation (%, as nvidia-smi reports it) over a block, sampled every 20 ms.
+
+    On a CPU device, or where NVML cannot be read, the mean is ``None``.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.enabled = device.type == "cuda"
+        self.samples: list[int] = []
+
+    def __enter__(self) -> GpuUtilisation:
+        if self.enabled:
+            import threading
+
+            try:
+                torch.cuda.utilization()
+            except Exception:  # no NVML (pynvml) on this machine: report nothing
+                self.enabled = False
+                return self
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._poll, daemon=True)
+            self._thread.start()
+        return self
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.02):
+            self.samples.append(torch.cuda.utilization())
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled:
+            self._stop.set()
+            self._thread.join()
+
+    @property
+    def mean(self) -> float | None:
+        return float(np.mean(self.samples)) if self.samples else None
+
+
+def gpu_peak_mib(device: torch.device, fn: Callable[[], object]) -> float | None:
+    """Peak GPU memory (MiB) that ``fn()`` allocates above what was allocated before it."""
+    if device.type != "cuda":
+        fn()
+        return None
+    _synchronize()
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    fn()
+    _synchronize()
+    return (torch.cuda.max_memory_allocated(device) - before) / 2**20
 
 
 def throughput_skflow(X: np.ndarray, X_score: np.ndarray, args) -> dict[str, float]:
@@ -267,11 +345,19 @@ def throughput_skflow(X: np.ndarray, X_score: np.ndarray, args) -> dict[str, flo
         warnings.simplefilter("ignore")
         est.fit(X)  # warm-up epoch (and the data-dependent initialisation)
         est.set_params(warm_start=True, max_iter=args.epochs)
-        train_s = _timed(lambda: est.fit(X))
+        with GpuUtilisation(args.device) as util:
+            train_s = _timed(lambda: est.fit(X))
     flow = est.flow_.eval()
-    Z = torch.as_tensor(est.preprocessor_.transform(X_score), dtype=torch.float32)
+    Z = torch.as_tensor(est.preprocessor_.transform(X_score), dtype=torch.float32,
+                        device=args.device)
     n = len(X_score)
     out = {"train": args.epochs * len(X) / train_s}
+    if util.mean is not None:
+        out["train_gpu_util"] = util.mean
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out["train_gpu_mib"] = gpu_peak_mib(args.device, lambda: est.fit(X))
+        out["score_gpu_mib"] = gpu_peak_mib(args.device, lambda: est.score_samples(X_score))
     est.score_samples(X_score[:100])  # warm-up
     out["score"] = n / _timed(lambda: est.score_samples(X_score))
     out["sample"] = n / _timed(lambda: est.sample(n, random_state=0))
@@ -284,15 +370,24 @@ def throughput_skflow(X: np.ndarray, X_score: np.ndarray, args) -> dict[str, flo
 def throughput_peer(lib: str, X: np.ndarray, X_score: np.ndarray, args) -> dict[str, float]:
     torch.manual_seed(0)
     flow, log_prob, sample = build_peer(lib, X.shape[1], args)
+    flow.to(args.device)
+    device = None if args.device.type == "cpu" else args.device
     scaler = Standardizer(X)
     loader = make_loader(scaler(X), args.batch_size, 0)
     optimizer = torch.optim.Adam(flow.parameters(), lr=1e-3)
-    peer_epoch(flow, log_prob, loader, optimizer)  # warm-up epoch
-    train_s = _timed(lambda: [peer_epoch(flow, log_prob, loader, optimizer)
-                              for _ in range(args.epochs)])
-    Z = scaler(X_score)
+    peer_epoch(flow, log_prob, loader, optimizer, device)  # warm-up epoch
+    with GpuUtilisation(args.device) as util:
+        train_s = _timed(lambda: [peer_epoch(flow, log_prob, loader, optimizer, device)
+                                  for _ in range(args.epochs)])
+    Z = scaler(X_score).to(args.device)
     n = len(X_score)
     out = {"train": args.epochs * len(X) / train_s}
+    if util.mean is not None:
+        out["train_gpu_util"] = util.mean
+        out["train_gpu_mib"] = gpu_peak_mib(
+            args.device, lambda: peer_epoch(flow, log_prob, loader, optimizer, device))
+        with torch.inference_mode():
+            out["score_gpu_mib"] = gpu_peak_mib(args.device, lambda: log_prob(Z))
     with torch.inference_mode():
         log_prob(Z[:100])
         out["score"] = n / _timed(lambda: log_prob(Z))
@@ -350,7 +445,8 @@ def time_to_nll_skflow(X, X_test, target, cap, args) -> dict:
         was_training = flow.training
         flow.eval()  # no dropout while scoring the test rows
         with torch.inference_mode():
-            Z = torch.as_tensor(est.preprocessor_.transform(X_test), dtype=torch.float32)
+            Z = torch.as_tensor(est.preprocessor_.transform(X_test), dtype=torch.float32,
+                                device=args.device)
             nll = -float(flow.log_prob(Z).double().mean()) - est.preprocessor_.log_jacobian_
         flow.train(was_training)
         state["curve"].append((round(elapsed, 3), round(nll, 4)))
@@ -375,13 +471,16 @@ def time_to_nll_peer(lib, X, X_test, target, cap, args) -> dict:
     start = time.perf_counter()
     torch.manual_seed(0)
     flow, log_prob, _ = build_peer(lib, X.shape[1], args)
+    flow.to(args.device)
+    device = None if args.device.type == "cpu" else args.device
     scaler = Standardizer(X)
     loader = make_loader(scaler(X), args.batch_size, 0)
     optimizer = torch.optim.Adam(flow.parameters(), lr=1e-3)
-    Z_test = scaler(X_test)
+    Z_test = scaler(X_test).to(args.device)
     excluded, curve = 0.0, []
     while True:
-        peer_epoch(flow, log_prob, loader, optimizer)
+        peer_epoch(flow, log_prob, loader, optimizer, device)
+        _synchronize()
         pause = time.perf_counter()
         elapsed = pause - start - excluded
         with torch.inference_mode():
@@ -497,6 +596,32 @@ def _ratio(a, b) -> str:
     return "-" if a is None or b is None or b == 0 else f"{a / b:.2f}"
 
 
+def _gpu_table(results: dict, args) -> list[str]:
+    """GPU utilisation and memory per library (only for an accelerator run)."""
+    rows = [
+        (d, lib, r) for d, per in results["throughput"].items() for lib, r in per.items()
+        if r.get("train_gpu_util") is not None
+    ]
+    if not rows:
+        return []
+    lines = [
+        "## GPU utilisation and memory",
+        "",
+        "Utilisation: mean of `torch.cuda.utilization()` (NVML's percentage of time a kernel "
+        "was running) sampled every 20 ms over the timed training epochs of the last round. "
+        "Peak memory: `torch.cuda.max_memory_allocated` above what was allocated before, over "
+        f"one more training run (skflow: `fit` with its data on the GPU) and over scoring "
+        f"{args.n_score} rows.",
+        "",
+        "| d | library | train GPU util % | train peak MiB | score peak MiB |",
+        "|---|---|---|---|---|",
+    ]
+    for d, lib, r in rows:
+        lines.append(f"| {d} | {lib} | {r['train_gpu_util']:.0f} | "
+                     f"{_fmt(r.get('train_gpu_mib'), 1)} | {_fmt(r.get('score_gpu_mib'), 1)} |")
+    return [*lines, ""]
+
+
 def write_report(results: dict, args, path: Path) -> None:
     libs = [lib for lib in args.libs if lib != "skflow"]
     lines = [
@@ -507,9 +632,10 @@ def write_report(results: dict, args, path: Path) -> None:
         "",
         f"Same architecture for every flow: {args.transforms} spline coupling layers, "
         f"{args.bins} bins on [-5, 5], conditioner hidden widths {list(args.hidden)}, "
-        f"batch {args.batch_size}. One torch thread everywhere (`torch.set_num_threads(1)`, "
-        "skflow's own default), one BLAS thread for scikit-learn. Other jobs running at the "
-        "time would inflate absolute rows/s; the ratios come from "
+        f"batch {args.batch_size}, device `{args.device}`. One torch thread everywhere "
+        "(`torch.set_num_threads(1)`, skflow's own default), one BLAS thread for "
+        "scikit-learn. Other jobs running at the time would inflate absolute rows/s; the "
+        "ratios come from "
         f"the same process and each throughput is the best of {args.repeats} rounds. What each "
         "number includes is in the docstring of `benchmarks/speed.py`.",
         "",
@@ -535,6 +661,7 @@ def write_report(results: dict, args, path: Path) -> None:
         "`flow_.log_prob` / `flow_.sample` on tensors, like the peers.",
         "",
     ]
+    lines += _gpu_table(results, args)
     if results.get("memory"):
         lines += [
             "## Peak memory (MiB added by one phase, fresh subprocess each)",
@@ -619,7 +746,8 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     results: dict = {
         "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
+        + (f", {torch.cuda.get_device_name(args.device)}" if args.device.type == "cuda" else ""),
         "command": "python benchmarks/speed.py" + (" " + " ".join(sys.argv[1:])
                                                    if argv is None and sys.argv[1:] else ""),
         "args": {k: v for k, v in vars(args).items() if k != "memory_child"},
@@ -637,7 +765,9 @@ def main(argv: list[str] | None = None) -> None:
                     value = throughput_peer(lib, X, X_score, args)
                 best = per.setdefault(lib, value)
                 for key, v in value.items():
-                    best[key] = max(best[key], v)
+                    # Rates keep the best round; GPU utilisation and memory the last one.
+                    best[key] = v if key.startswith("train_gpu") or key.endswith("_mib") else (
+                        max(best[key], v))
                 print(f"d={d} round {round_} {lib}: "
                       + ", ".join(f"{k}={v:,.0f}" for k, v in value.items()), flush=True)
         results["throughput"][d] = per
