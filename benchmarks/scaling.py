@@ -17,7 +17,7 @@ Data: ``funnel_10d`` samples (synthetic, d = 10) at n = 1e3 ... 1e6, and the ADB
 ``11_donors`` table (619,326 x 10, in ../shared/data/adbench), a 1e5-row subsample and in full.
 
 Memory: skflow scores, transforms, samples and validates in chunks of at most about 16 MiB
-of intermediates on a CPU (64 MiB on a GPU), fewer if scikit-learn's ``working_memory`` setting
+of intermediates on a CPU (1 GiB on a GPU), fewer if scikit-learn's ``working_memory`` setting
 (``sklearn.set_config(working_memory=MiB)``, default 1024) is lower. The flow points run at
 the default; ``--flow-memory`` repeats the two largest synthetic sizes with a smaller setting
 (4 MiB) to show that the memory above the data follows the setting (plus the float32
