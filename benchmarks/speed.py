@@ -254,7 +254,8 @@ def peer_epoch(flow, log_prob, loader, optimizer, device=None) -> None:
     TensorDataset stays in host memory, ``x.to(device)`` per batch).
     """
     for (x,) in loader:
-        x = x if device is None else x.to(device, non_blocking=True)
+        if device is not None:  # a no-op copy on the CPU
+            x = x.to(device, non_blocking=True)
         loss = -log_prob(x).mean()
         optimizer.zero_grad()
         loss.backward()
@@ -326,11 +327,9 @@ class GpuUtilisation:
         return float(np.mean(self.samples)) if self.samples else None
 
 
-def gpu_peak_mib(device: torch.device, fn: Callable[[], object]) -> float | None:
-    """Peak GPU memory (MiB) that ``fn()`` allocates above what was allocated before it."""
-    if device.type != "cuda":
-        fn()
-        return None
+def gpu_peak_mib(device: torch.device, fn: Callable[[], object]) -> float:
+    """Peak GPU memory (MiB) that ``fn()`` allocates on CUDA ``device`` above what was
+    allocated before it."""
     _synchronize()
     torch.cuda.reset_peak_memory_stats(device)
     before = torch.cuda.memory_allocated(device)
@@ -371,13 +370,12 @@ def throughput_peer(lib: str, X: np.ndarray, X_score: np.ndarray, args) -> dict[
     torch.manual_seed(0)
     flow, log_prob, sample = build_peer(lib, X.shape[1], args)
     flow.to(args.device)
-    device = None if args.device.type == "cpu" else args.device
     scaler = Standardizer(X)
     loader = make_loader(scaler(X), args.batch_size, 0)
     optimizer = torch.optim.Adam(flow.parameters(), lr=1e-3)
-    peer_epoch(flow, log_prob, loader, optimizer, device)  # warm-up epoch
+    peer_epoch(flow, log_prob, loader, optimizer, args.device)  # warm-up epoch
     with GpuUtilisation(args.device) as util:
-        train_s = _timed(lambda: [peer_epoch(flow, log_prob, loader, optimizer, device)
+        train_s = _timed(lambda: [peer_epoch(flow, log_prob, loader, optimizer, args.device)
                                   for _ in range(args.epochs)])
     Z = scaler(X_score).to(args.device)
     n = len(X_score)
@@ -385,7 +383,7 @@ def throughput_peer(lib: str, X: np.ndarray, X_score: np.ndarray, args) -> dict[
     if util.mean is not None:
         out["train_gpu_util"] = util.mean
         out["train_gpu_mib"] = gpu_peak_mib(
-            args.device, lambda: peer_epoch(flow, log_prob, loader, optimizer, device))
+            args.device, lambda: peer_epoch(flow, log_prob, loader, optimizer, args.device))
         with torch.inference_mode():
             out["score_gpu_mib"] = gpu_peak_mib(args.device, lambda: log_prob(Z))
     with torch.inference_mode():
@@ -472,14 +470,13 @@ def time_to_nll_peer(lib, X, X_test, target, cap, args) -> dict:
     torch.manual_seed(0)
     flow, log_prob, _ = build_peer(lib, X.shape[1], args)
     flow.to(args.device)
-    device = None if args.device.type == "cpu" else args.device
     scaler = Standardizer(X)
     loader = make_loader(scaler(X), args.batch_size, 0)
     optimizer = torch.optim.Adam(flow.parameters(), lr=1e-3)
     Z_test = scaler(X_test).to(args.device)
     excluded, curve = 0.0, []
     while True:
-        peer_epoch(flow, log_prob, loader, optimizer, device)
+        peer_epoch(flow, log_prob, loader, optimizer, args.device)
         _synchronize()
         pause = time.perf_counter()
         elapsed = pause - start - excluded
