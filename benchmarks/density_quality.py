@@ -247,7 +247,7 @@ def markdown_report(rows: list[dict[str, Any]], methods: list[str], config: dict
         "# Density quality",
         "",
         f"Run {config['date']} on {config['machine']}; flow params: "
-        f"`{params}`; synthetic n_train={config['n_train']}, "
+        f"`{params}`; seed {config.get('seed', 0)}; synthetic n_train={config['n_train']}, "
         f"n_test={config['n_test']}.",
         "",
         "Test NLL = mean -log p(x) over test rows, nats, in the data's units (lower is "

@@ -133,7 +133,7 @@ verbose, warm_start
         learning_rate_init: float = 1e-3,
         weight_decay: float = 1e-5,
         dropout: float | str = "auto",
-        input_dropout: float = 0.0,
+        input_dropout: float | str = "auto",
         early_stopping: bool = True,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,

@@ -124,16 +124,21 @@ def _built_architecture(est) -> tuple[set[int], set[float], set[float]]:
         (1, 200, {16}, set(), set()),
         (2, 200, {16}, set(), set()),
         (2, 10_001, {16}, set(), set()),
-        (3, 200, {4}, {0.5}, set()),
+        (3, 200, {4}, {0.5}, {0.3}),
+        (3, 600, {4}, {0.5}, set()),
+        (6, 1_199, {4}, {0.5}, {0.3}),
         (6, 10_000, {4}, {0.5}, set()),
         (6, 10_001, {8}, {0.2}, set()),
+        (60, 10_000, {4}, {0.5}, {0.3}),
+        (60, 10_001, {8}, {0.2}, set()),
     ],
 )
 def test_auto_bins_and_dropout_follow_the_shape_of_the_data(
     estimator, n_features, n_rows, bins, drops, input_drops
 ):
     """Up to two features: 16 bins and no dropout. From three: 4 bins and dropout 0.5 up to
-    10,000 rows, 8 bins and dropout 0.2 above. No input dropout unless asked for."""
+    10,000 rows, 8 bins and dropout 0.2 above. Input dropout 0.3 only with the heavy setting
+    and fewer than 200 rows per feature."""
     import skflow
 
     X = np.random.default_rng(0).normal(size=(n_rows, n_features))
@@ -141,14 +146,14 @@ def test_auto_bins_and_dropout_follow_the_shape_of_the_data(
         n_transforms=2, hidden_layer_sizes=(8,), max_iter=1, early_stopping=False, random_state=0
     ).fit(X)
     params = est.get_params()
-    assert params["n_bins"] == params["dropout"] == "auto" and params["input_dropout"] == 0.0
+    assert params["n_bins"] == params["dropout"] == params["input_dropout"] == "auto"
     assert _built_architecture(est) == (bins, drops, input_drops)
 
 
 @pytest.mark.parametrize("estimator", ["FlowSampler", "FlowOverSampler"], ids=str)
 def test_auto_keeps_light_regularisation_for_conditional_flows(estimator):
-    """A flow conditioned on y keeps 8 bins, dropout 0.2 and no input dropout on small data:
-    heavy dropout also hides the condition from the conditioners."""
+    """A flow conditioned on y keeps 8 bins, dropout 0.2 and no input dropout on small data
+    (here 33 rows per feature): heavy dropout also hides the condition from the conditioners."""
     import skflow
 
     rng = np.random.default_rng(0)
