@@ -67,8 +67,8 @@ _AUTO_REGULARISATION = {"low_dim": (16, 0.0), "heavy": (4, 0.5), "light": (8, 0.
 # the noise. Dropping its inputs (0.3) improved the test likelihood on three seeds of the
 # benchmark sets in that range: Waveform by 0.15-0.18 nats each time, satellite by 0.04-0.20,
 # digits on average by 0.09 and cardio by 0.01 (both mixed). With more rows per feature the
-# conditioners can learn real dependencies, and hiding inputs cost pendigits (340 rows per
-# feature) 2.2 nats, annthyroid (890) 0.16 and the 10-D funnel (625) a threefold KL gap.
+# conditioners can learn real dependencies, and hiding inputs cost pendigits (336 rows per
+# feature) 2.2 nats, annthyroid (889) 0.16 and the 10-D funnel (625) a threefold KL gap.
 # Measured in docs/benchmarks.md ("Input dropout").
 _INPUT_DROPOUT_MAX_ROWS_PER_FEATURE = 200
 _AUTO_INPUT_DROPOUT = 0.3
