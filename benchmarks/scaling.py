@@ -7,7 +7,9 @@ and reports wall-clock times and the peak memory added on top of the loaded data
 * ``flow``: ``FlowDensity(n_transforms=4, hidden_layer_sizes=(64, 64), max_iter=2)`` (a
   fixed, small number of epochs, so the times measure cost per row rather than convergence;
   early stopping, batch size "auto" and the rest at their defaults), then ``score_samples``
-  on all n rows.
+  on all n rows. ``--epochs`` sets another fixed number of epochs.
+* ``gmm``: ``GaussianMixture(16, covariance_type="full")`` fitted and scored on n rows, the
+  model a user would reach for when KernelDensity is too slow to score (``--no-gmm`` skips it).
 * ``kde``: ``KernelDensity(bandwidth="scott")`` (a kd-tree) fitted on n rows; its
   ``score_samples`` cost grows with n per query row, so it scores ``min(n, 2000)`` rows and
   the time for all n rows is extrapolated linearly (marked in the report); once one point's
@@ -15,6 +17,11 @@ and reports wall-clock times and the peak memory added on top of the loaded data
 
 Data: ``funnel_10d`` samples (synthetic, d = 10) at n = 1e3 ... 1e6, and the ADBench
 ``11_donors`` table (619,326 x 10, in ../shared/data/adbench), a 1e5-row subsample and in full.
+
+Quality: on ``funnel_10d``, whose density is known, every flow and GMM point also reports the
+KL gap on 20,000 independent test rows (their mean ``-log p_model`` minus their mean
+``-log p_true``), so a time is never quoted without what it bought. KernelDensity is not
+scored there: its scoring cost is the point of the comparison.
 
 Memory: skflow scores, transforms, samples and validates in chunks of at most about 16 MiB
 of intermediates on a CPU (1 GiB on a GPU), fewer if scikit-learn's ``working_memory`` setting
@@ -27,6 +34,8 @@ Examples
 --------
 ``python benchmarks/scaling.py``: the full run (about 10 minutes on 2 loaded cores).
 ``python benchmarks/scaling.py --quick``: n up to 1e4.
+``python benchmarks/scaling.py --epochs 10 --sizes 100000 1000000 --no-donors --no-kde
+--flow-memory --output scaling_10_epochs``: what longer fits buy at the two largest sizes.
 """
 
 from __future__ import annotations
@@ -53,8 +62,10 @@ from benchmarks.datasets import ADBENCH_DIR, get_synthetic  # noqa: E402
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DOCS_DIR = ROOT / "docs"
 KDE_QUERY_ROWS = 2_000
+TEST_ROWS = 20_000  # independent funnel_10d rows for the KL gap
 FLOW_PARAMS = {"n_transforms": 4, "hidden_layer_sizes": (64, 64), "max_iter": 2,
                "device": "cpu", "random_state": 0}
+GMM_COMPONENTS = 16
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,11 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kde-cap", type=float, default=20.0,
                    help="no larger KDE points once one took this many seconds (measured)")
     p.add_argument("--no-donors", action="store_true", help="synthetic data only")
+    p.add_argument("--epochs", type=int, default=FLOW_PARAMS["max_iter"],
+                   help="fixed number of flow epochs (default 2)")
+    p.add_argument("--no-gmm", action="store_true", help="skip the GaussianMixture points")
+    p.add_argument("--no-kde", action="store_true", help="skip the KernelDensity points")
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("--output", default=None, help="results stem (default scaling)")
     p.add_argument("--flow-memory", nargs="*", type=float, default=[4.0],
                    help="working_memory (MiB) for extra flow runs at the two largest sizes")
-    p.add_argument("--child", nargs=4, metavar=("METHOD", "DATA", "N", "WM"),
+    p.add_argument("--child", nargs=5, metavar=("METHOD", "DATA", "N", "WM", "EPOCHS"),
                    help=argparse.SUPPRESS)
     return p
 
@@ -96,7 +111,18 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(field)
 
 
-def child(method: str, data: str, n: int, working_memory: float | None = None) -> dict:
+def kl_gap(model, data: str) -> float | None:
+    """Mean -log p_model minus mean -log p_true on independent test rows (funnel_10d only)."""
+    if data != "funnel_10d":
+        return None
+    funnel = get_synthetic("funnel_10d")
+    X_test = funnel.sample(TEST_ROWS, np.random.default_rng(1))
+    return float(funnel.logpdf(X_test).mean() - model.score_samples(X_test).mean())
+
+
+def child(
+    method: str, data: str, n: int, working_memory: float | None = None, epochs: int = 2
+) -> dict:
     import sklearn
     import torch
     from threadpoolctl import threadpool_limits
@@ -106,6 +132,7 @@ def child(method: str, data: str, n: int, working_memory: float | None = None) -
     torch.set_num_threads(1)
     threadpool_limits(1)
     X = load(data, n)
+    flow_params = {**FLOW_PARAMS, "max_iter": epochs}
     # Warm up the code path on a few rows so lazily loaded kernels are not charged to the run.
     if method == "flow":
         from skflow import FlowDensity
@@ -113,6 +140,10 @@ def child(method: str, data: str, n: int, working_memory: float | None = None) -
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             FlowDensity(**{**FLOW_PARAMS, "max_iter": 1}).fit(X[:300]).score_samples(X[:300])
+    elif method == "gmm":
+        from sklearn.mixture import GaussianMixture
+
+        GaussianMixture(2, max_iter=2).fit(X[:300]).score_samples(X[:300])
     else:
         from sklearn.neighbors import KernelDensity
 
@@ -126,7 +157,7 @@ def child(method: str, data: str, n: int, working_memory: float | None = None) -
     if method == "flow":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model = FlowDensity(**FLOW_PARAMS).fit(X)
+            model = FlowDensity(**flow_params).fit(X)
         out["fit_s"] = time.perf_counter() - start
         start = time.perf_counter()
         scores = model.score_samples(X)
@@ -135,6 +166,14 @@ def child(method: str, data: str, n: int, working_memory: float | None = None) -
         from skflow._chunking import chunk_rows
 
         out["chunk_rows"] = chunk_rows(model.flow_)
+        out["epochs"] = model.n_iter_
+    elif method == "gmm":
+        model = GaussianMixture(GMM_COMPONENTS, covariance_type="full", random_state=0).fit(X)
+        out["fit_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        scores = model.score_samples(X)
+        out["score_s"] = time.perf_counter() - start
+        out["epochs"] = model.n_iter_  # EM iterations
     else:
         model = KernelDensity(bandwidth="scott").fit(X)
         out["fit_s"] = time.perf_counter() - start
@@ -148,12 +187,16 @@ def child(method: str, data: str, n: int, working_memory: float | None = None) -
     out["finite"] = bool(np.isfinite(scores).all())
     out["peak_mib"] = (_status_kib("VmHWM") - before) / 1024
     out["data_mib"] = X.nbytes / 2**20
+    if method != "kde":  # after the peak: the test rows are not part of fit + score
+        out["kl"] = kl_gap(model, data)
     return out
 
 
-def run_point(method: str, data: str, n: int, working_memory: float | None = None) -> dict | None:
+def run_point(
+    method: str, data: str, n: int, working_memory: float | None = None, epochs: int = 2
+) -> dict | None:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", method, data, str(n),
-           "default" if working_memory is None else str(working_memory)]
+           "default" if working_memory is None else str(working_memory), str(epochs)]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     try:
         return json.loads(result.stdout.strip().splitlines()[-1])
@@ -168,6 +211,8 @@ def run_point(method: str, data: str, n: int, working_memory: float | None = Non
 
 
 def write_report(results: dict, path: Path) -> None:
+    epochs = results.get("epochs", FLOW_PARAMS["max_iter"])
+    flow_params = {**FLOW_PARAMS, "max_iter": epochs}
     lines = [
         "# Scaling: fit + score time and peak memory against n (d = 10)",
         "",
@@ -176,8 +221,10 @@ def write_report(results: dict, path: Path) -> None:
         "a fresh process. Times are wall-clock on that machine; any other jobs "
         "running at the time inflate them.",
         "",
-        f"Flow: `FlowDensity({', '.join(f'{k}={v!r}' for k, v in FLOW_PARAMS.items())})`, "
-        "i.e. a fixed 2 epochs (not a converged fit), then `score_samples` on all n rows. "
+        f"Flow: `FlowDensity({', '.join(f'{k}={v!r}' for k, v in flow_params.items())})`, "
+        f"i.e. a fixed {epochs} epochs (not a converged fit), then `score_samples` on all n "
+        f"rows. GMM: `GaussianMixture({GMM_COMPONENTS}, covariance_type='full')`, fitted and "
+        "scored on all n rows (`iters` = EM iterations). "
         "KDE: `KernelDensity(bandwidth='scott')` (kd-tree), scoring "
         f"{KDE_QUERY_ROWS} rows, time for all n rows extrapolated linearly (*). Peak memory: "
         "the largest resident set during fit + score minus the resident set with the data "
@@ -185,11 +232,13 @@ def write_report(results: dict, path: Path) -> None:
         "",
         "`working MiB` is scikit-learn's `working_memory` setting the run used; `chunk` the "
         "rows per evaluation chunk it gave; `float32 copy` the training copy of the data "
-        "(n * d * 4 bytes), the one part of the flow's peak that grows with n.",
+        "(n * d * 4 bytes), the one part of the flow's peak that grows with n. `KL`: on "
+        f"funnel_10d, mean -log p_model minus mean -log p_true on {TEST_ROWS:,} independent "
+        "test rows (nats; 0 is the true density).",
         "",
         "| data | n | method | fit s | score s | fit + score s | peak MiB | data MiB | "
-        "float32 copy MiB | working MiB | batch | chunk |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "float32 copy MiB | working MiB | batch | chunk | epochs / iters | KL |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results["points"]:
         star = " *" if r.get("score_extrapolated") else ""
@@ -199,7 +248,8 @@ def write_report(results: dict, path: Path) -> None:
             f"{r['peak_mib']:.0f} | {r['data_mib']:.0f} | "
             f"{r['n'] * r['d'] * 4 / 2**20 if r['method'] == 'flow' else 0:.0f} | "
             f"{r.get('working_memory', 1024):g} | {r.get('batch_size', '-')} | "
-            f"{r.get('chunk_rows', '-')} |"
+            f"{r.get('chunk_rows', '-')} | {r.get('epochs', '-')} | "
+            f"{'-' if r.get('kl') is None else format(r['kl'], '.3f')} |"
         )
     lines += ["", *results.get("notes", [])]
     path.write_text("\n".join(lines) + "\n")
@@ -211,8 +261,10 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.2))
-    styles = {"flow": ("C0", "skflow FlowDensity (2 epochs)"),
+    fig, (ax_t, ax_m, ax_q) = plt.subplots(1, 3, figsize=(16, 4.2))
+    epochs = results.get("epochs", FLOW_PARAMS["max_iter"])
+    styles = {"flow": ("C0", f"skflow FlowDensity ({epochs} epochs)"),
+              "gmm": ("C1", f"GaussianMixture({GMM_COMPONENTS})"),
               "kde": ("C3", "KernelDensity (kd-tree)")}
     for method, (color, label) in styles.items():
         for data, marker, ls in (("funnel_10d", "o", "-"), ("11_donors", "s", "--")):
@@ -229,6 +281,10 @@ def plot(results: dict, path: Path) -> None:
                     ax_t.plot(r["n"], t, marker=marker, color=color, mfc="white", ms=9)
             ax_m.plot(n, [max(r["peak_mib"], 0.5) for r in pts], marker=marker, ls=ls,
                       color=color, label=f"{label}, {data}")
+            scored = [r for r in pts if r.get("kl") is not None]
+            if scored:
+                ax_q.plot([r["n"] for r in scored], [r["kl"] for r in scored], marker=marker,
+                          ls=ls, color=color, label=f"{label}, {data}")
     limited = sorted((r for r in results["points"] if r.get("working_memory", 1024) != 1024),
                      key=lambda r: (r["working_memory"], r["n"]))
     for wm in sorted({r["working_memory"] for r in limited}):
@@ -240,10 +296,11 @@ def plot(results: dict, path: Path) -> None:
              title="Time (open markers: KDE scoring extrapolated)")
     ax_m.set(xscale="log", yscale="log", xlabel="rows n (d = 10)",
              ylabel="peak memory above the data (MiB)", title="Peak memory")
-    for ax in (ax_t, ax_m):
+    ax_q.set(xscale="log", yscale="log", xlabel="rows n (d = 10)",
+             ylabel="KL gap on test rows (nats)", title="Quality (funnel_10d, true density known)")
+    for ax in (ax_t, ax_m, ax_q):
         ax.grid(True, which="both", alpha=0.3)
-    ax_t.legend(fontsize=7)
-    ax_m.legend(fontsize=7)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -252,8 +309,9 @@ def plot(results: dict, path: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.child:
-        method, data, n, wm = args.child
-        print(json.dumps(child(method, data, int(n), None if wm == "default" else float(wm))))
+        method, data, n, wm, epochs = args.child
+        wm_value = None if wm == "default" else float(wm)
+        print(json.dumps(child(method, data, int(n), wm_value, int(epochs))))
         return
     sizes = args.sizes or ([1000, 10_000] if args.quick else [1000, 10_000, 100_000, 1_000_000])
     datasets = [("funnel_10d", sizes)]
@@ -267,17 +325,17 @@ def main(argv: list[str] | None = None) -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "command": "python benchmarks/scaling.py" + (" " + " ".join(sys.argv[1:])
                                                      if argv is None and sys.argv[1:] else ""),
-        "points": [], "notes": [],
+        "points": [], "notes": [], "epochs": args.epochs,
     }
     for wm in args.flow_memory:
         for n in sizes[-2:]:
             datasets_extra.append((n, wm))
     for data, ns in datasets:
-        kde_on = True
+        kde_on = not args.no_kde
         for n in ns:
-            methods = ["flow"] + (["kde"] if kde_on else [])
+            methods = ["flow"] + ([] if args.no_gmm else ["gmm"]) + (["kde"] if kde_on else [])
             for method in methods:
-                r = run_point(method, data, n)
+                r = run_point(method, data, n, epochs=args.epochs)
                 if r is None:
                     continue
                 results["points"].append(r)
@@ -290,7 +348,7 @@ def main(argv: list[str] | None = None) -> None:
                         f"would take about {r['score_s']:.0f} s."
                     )
     for n, wm in datasets_extra:
-        r = run_point("flow", "funnel_10d", n, wm)
+        r = run_point("flow", "funnel_10d", n, wm, args.epochs)
         if r is not None:
             results["points"].append(r)
             print(json.dumps(r), flush=True)
@@ -300,7 +358,7 @@ def main(argv: list[str] | None = None) -> None:
     (RESULTS_DIR / f"{stem}.json").write_text(json.dumps(results, indent=1))
     write_report(results, RESULTS_DIR / f"{stem}.md")
     if not args.no_plot:
-        plot(results, DOCS_DIR / ("scaling.png" if not args.quick else "scaling_quick.png"))
+        plot(results, DOCS_DIR / f"{stem}.png")
     print(f"wrote {RESULTS_DIR / stem}.md ({results['wall_s']:.0f} s)")
 
 
