@@ -32,7 +32,7 @@ training copy of the data, n * d * 4 bytes, and a few n-long index arrays), not 
 
 Examples
 --------
-``python benchmarks/scaling.py``: the full run (about 10 minutes on 2 loaded cores).
+``python benchmarks/scaling.py``: the full run (about 15 minutes on one core of an idle machine).
 ``python benchmarks/scaling.py --quick``: n up to 1e4.
 ``python benchmarks/scaling.py --epochs 10 --sizes 100000 1000000 --no-donors --no-kde
 --flow-memory --output scaling_10_epochs``: what longer fits buy at the two largest sizes.
