@@ -121,10 +121,15 @@ def kl_gap(model, data: str) -> float | None:
 
 
 def child(
-    method: str, data: str, n: int, working_memory: float | None = None, epochs: int = 2
+    method: str,
+    data: str,
+    n: int,
+    working_memory: float | None = None,
+    epochs: int = FLOW_PARAMS["max_iter"],
 ) -> dict:
     import sklearn
     import torch
+    from sklearn.mixture import GaussianMixture
     from threadpoolctl import threadpool_limits
 
     if working_memory is not None:
@@ -141,8 +146,6 @@ def child(
             warnings.simplefilter("ignore")
             FlowDensity(**{**FLOW_PARAMS, "max_iter": 1}).fit(X[:300]).score_samples(X[:300])
     elif method == "gmm":
-        from sklearn.mixture import GaussianMixture
-
         GaussianMixture(2, max_iter=2).fit(X[:300]).score_samples(X[:300])
     else:
         from sklearn.neighbors import KernelDensity
@@ -193,7 +196,11 @@ def child(
 
 
 def run_point(
-    method: str, data: str, n: int, working_memory: float | None = None, epochs: int = 2
+    method: str,
+    data: str,
+    n: int,
+    working_memory: float | None = None,
+    epochs: int = FLOW_PARAMS["max_iter"],
 ) -> dict | None:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", method, data, str(n),
            "default" if working_memory is None else str(working_memory), str(epochs)]
