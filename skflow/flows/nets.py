@@ -63,7 +63,7 @@ class Conditioner(nn.Module):
         layers: list[nn.Module] = []
         width = n_in
         for hidden in hidden_layer_sizes:
-            layers += [nn.Linear(width, int(hidden)), nn.ReLU()]
+            layers += [nn.Linear(width, int(hidden)), nn.ReLU(inplace=True)]
             if dropout > 0:
                 layers.append(BitDropout(dropout))
             width = int(hidden)
