@@ -14,7 +14,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ._chunking import MAX_CHUNK_ROWS, chunk_rows
-from ._device import cpu_copy, resolve_device, usable_device
+from ._device import cpu_copy, is_on, resolve_device, usable_device
 from ._preprocessing import Preprocessor
 from ._threads import torch_threads
 from ._training import TrainingConfig, TrainingData, TrainingHistory, train_flow
@@ -360,7 +360,8 @@ class BaseFlowEstimator(BaseEstimator):
         """
         check_is_fitted(self, "flow_")
         device = usable_device(self.device_)
-        flow = self.flow_.to(device).eval()
+        flow = self.flow_ if is_on(self.flow_, device) else self.flow_.to(device)
+        flow.eval()
         flow64 = None
         chunk = chunk_rows(flow)
         results = []

@@ -8,6 +8,7 @@ import torch
 
 import skflow._training as training
 from skflow import FlowDensity
+from skflow._device import is_on
 
 
 def test_early_stopping_keeps_best_weights(blobs_2d):
@@ -136,6 +137,28 @@ def test_device_resolution(blobs_2d, tiny_params):
     assert est.device_ == torch.device("cpu")
     with pytest.raises(ValueError, match="device must be"):
         FlowDensity(device="tpu", **tiny_params).fit(blobs_2d)
+
+
+def test_is_on_tells_where_a_module_lives_without_moving_it():
+    layer = torch.nn.Linear(2, 2)
+    assert is_on(layer, torch.device("cpu"))
+    # Device objects need no GPU to exist; a CPU module is on none of them.
+    assert not is_on(layer, torch.device("cuda"))
+    assert not is_on(layer, torch.device("cuda", 1))
+    assert is_on(torch.nn.ReLU(), torch.device("cuda"))  # nothing to move
+    assert next(layer.parameters()).device.type == "cpu"
+
+
+def test_scoring_does_not_move_a_flow_already_on_its_device(blobs_2d, tiny_params, monkeypatch):
+    est = FlowDensity(device="cpu", random_state=0, **tiny_params).fit(blobs_2d)
+    expected = est.score_samples(blobs_2d)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("Module.to was called on a flow already on its device")
+
+    monkeypatch.setattr(est.flow_, "to", refuse)
+    np.testing.assert_array_equal(est.score_samples(blobs_2d), expected)
+    assert est.sample(3, random_state=0).shape == (3, blobs_2d.shape[1])
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
