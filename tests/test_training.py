@@ -159,6 +159,10 @@ def test_scoring_does_not_move_a_flow_already_on_its_device(blobs_2d, tiny_param
     monkeypatch.setattr(est.flow_, "to", refuse)
     np.testing.assert_array_equal(est.score_samples(blobs_2d), expected)
     assert est.sample(3, random_state=0).shape == (3, blobs_2d.shape[1])
+    # A flow someone left in training mode is still scored in evaluation mode.
+    est.flow_.train()
+    np.testing.assert_array_equal(est.score_samples(blobs_2d), expected)
+    assert not any(module.training for module in est.flow_.modules())
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
