@@ -205,6 +205,20 @@ class BaseFlowEstimator(BaseEstimator):
             )
         n_latent = int(np.sum(self.preprocessor_.keep_))
         train_idx, val_idx = self._split(X.shape[0], rng)
+        if len(train_idx) <= n_latent:
+            # The rows then span at most a (rows - 1)-dimensional subspace: the data-initialised
+            # whitening scales the missing directions by ~1e6 and the fit diverges silently.
+            held_out = (
+                ""
+                if val_idx is None
+                else f" after holding out {len(val_idx)} for validation (early_stopping=True)"
+            )
+            raise ValueError(
+                f"{type(self).__name__} needs more training rows than features: got "
+                f"{len(train_idx)} row(s){held_out} for {n_latent} feature(s). A density in "
+                f"{n_latent} dimensions cannot be estimated from so few points; reduce the "
+                "number of features first (e.g. PCA in a Pipeline) or use more rows."
+            )
 
         if warm:
             flow = self.flow_.to(device)

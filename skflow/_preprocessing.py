@@ -135,16 +135,24 @@ class Preprocessor:
             constant.
         """
         discrete = discrete_mask(X, self.discrete_features)
-        high, low = X.max(axis=0), X.min(axis=0)
+        # Rows of zero weight do not count: a column constant on the rows the likelihood sees
+        # would get a zero standardisation scale.
+        counted = X if sample_weight is None else X[np.asarray(sample_weight) > 0]
+        if counted.shape[0] == 0:
+            raise ValueError("sample_weight is zero for every row; nothing to fit")
+        high, low = counted.max(axis=0), counted.min(axis=0)
         magnitude = np.maximum(np.abs(high), np.abs(low))
-        constant = high - low <= _RELATIVE_CONSTANT_TOL * np.maximum(magnitude, 1.0)
+        # Relative to the column's own magnitude, so that rescaling a column never changes
+        # whether it counts as constant (only exact zeros are constant at magnitude 0).
+        constant = high - low <= _RELATIVE_CONSTANT_TOL * magnitude
         if np.any(constant) and (self.constant_features == "error" or np.all(constant)):
             columns = np.flatnonzero(constant).tolist()
+            weighted = "" if sample_weight is None else " (among the rows with non-zero weight)"
             raise ValueError(
-                f"X has constant (zero-variance) column(s) at index {columns}: a continuous "
-                "density is not defined on a constant column (it would be a point mass with "
-                "infinite density). Drop those columns before fitting, for example with "
-                "sklearn.feature_selection.VarianceThreshold() in a Pipeline."
+                f"X has constant (zero-variance) column(s) at index {columns}{weighted}: a "
+                "continuous density is not defined on a constant column (it would be a point "
+                "mass with infinite density). Drop those columns before fitting, for example "
+                "with sklearn.feature_selection.VarianceThreshold() in a Pipeline."
             )
         self.keep_ = ~constant
         # Column by column, on views of X: a large X is never copied whole while fitting.

@@ -56,6 +56,44 @@ def test_constant_column_names_it_and_the_fix(blobs_2d, tiny_params):
         FlowDensity(**tiny_params).fit(X)
 
 
+def test_fewer_training_rows_than_features_is_refused(tiny_params):
+    # 10 rows in 10-D used to fit silently to log-densities near -1e10 and an inverse that
+    # no longer inverted the transform.
+    X = np.random.default_rng(0).normal(size=(10, 10))
+    with pytest.raises(
+        ValueError, match=r"more training rows than features: got 9 row.*10 feature"
+    ):
+        FlowDensity(**tiny_params).fit(X)
+    X = np.random.default_rng(0).normal(size=(55, 50))
+    with pytest.raises(ValueError, match="holding out 6 for validation"):
+        FlowDensity(**tiny_params).fit(X)
+    # Without the validation split the same 55 rows are enough, and the map stays invertible.
+    est = FlowDensity(early_stopping=False, random_state=0, **tiny_params).fit(X)
+    assert np.all(np.isfinite(est.score_samples(X)))
+    np.testing.assert_allclose(est.inverse_transform(est.transform(X)), X, atol=1e-3)
+
+
+def test_column_constant_on_the_weighted_rows_is_refused(blobs_2d, tiny_params):
+    X = np.c_[blobs_2d, np.random.default_rng(0).normal(size=len(blobs_2d))]
+    half = len(X) // 2
+    X[:half, 2] = 5.0
+    weight = np.r_[np.ones(half), np.zeros(len(X) - half)]
+    with pytest.raises(ValueError, match=r"constant.*\[2\].*non-zero weight"):
+        FlowDensity(**tiny_params).fit(X, sample_weight=weight)
+
+
+def test_tiny_but_varying_columns_are_not_constant(blobs_2d, tiny_params):
+    """Constancy is judged relative to each column's magnitude, so any scale can be fitted."""
+    c = 1e-13
+    est = FlowDensity(random_state=0, **tiny_params).fit(c * blobs_2d)
+    base = FlowDensity(random_state=0, **tiny_params).fit(blobs_2d)
+    np.testing.assert_allclose(
+        est.score_samples(c * blobs_2d),
+        base.score_samples(blobs_2d) - blobs_2d.shape[1] * np.log(c),
+        rtol=1e-6,
+    )
+
+
 def test_negative_sample_weight(blobs_2d, tiny_params):
     weight = np.ones(len(blobs_2d))
     weight[0] = -1.0
