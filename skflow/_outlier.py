@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from sklearn.base import OutlierMixin
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from ._base import _SEED_MAX, BaseFlowEstimator
 from ._docstrings import fill_flow_docs
@@ -100,7 +100,8 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
         "max_samples": [
             StrOptions({"auto"}),
             Interval(Integral, 2, None, closed="left"),
-            Interval(Real, 0, 1, closed="right"),
+            # RealNotInt: the integer 1 is a count (refused: below 2), not the fraction 1.0.
+            Interval(RealNotInt, 0, 1, closed="right"),
         ],
     }
 
@@ -191,10 +192,13 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
         self._validate_params()
         warm = self.warm_start and hasattr(self, "flow_")
         X = self._validate_X(X, reset=not warm)
+        if sample_weight is not None:
+            # Checked against all of X before any subsampling picks rows out of it.
+            sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
         rows = self._training_rows(X.shape[0])
         if rows is not None:
             X_fit = X[rows]
-            sample_weight = None if sample_weight is None else np.asarray(sample_weight)[rows]
+            sample_weight = None if sample_weight is None else sample_weight[rows]
         else:
             X_fit = X
         self._fit_flow(X_fit, sample_weight=sample_weight)

@@ -126,3 +126,17 @@ def test_max_samples_bounds_the_training_rows(gaussian_with_outliers):
     assert np.mean(det.predict(X) == -1) == pytest.approx(0.1, abs=1 / len(X))
     assert FlowOutlierDetector(max_samples=0.5, **TINY).fit(X).max_samples_ == len(X) // 2
     assert FlowOutlierDetector(**TINY).fit(X).max_samples_ == len(X)
+
+
+def test_sample_weight_is_checked_before_subsampling(gaussian_with_outliers):
+    X, _ = gaussian_with_outliers
+    for length in (10, len(X) - 1):
+        with pytest.raises(ValueError, match="sample_weight.shape"):
+            FlowOutlierDetector(max_samples=50, **TINY).fit(X, sample_weight=np.ones(length))
+
+
+def test_max_samples_one_is_a_count_and_is_refused(gaussian_with_outliers):
+    X, _ = gaussian_with_outliers
+    with pytest.raises(ValueError, match="max_samples"):
+        FlowOutlierDetector(max_samples=1, **TINY).fit(X)
+    assert FlowOutlierDetector(max_samples=1.0, **TINY).fit(X).max_samples_ == len(X)
