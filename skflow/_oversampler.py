@@ -212,10 +212,10 @@ verbose, warm_start
         """
         self._validate_params()
         _check_generation(self.latent_noise, self.temperature)
-        X = self._validate_X(X, reset=True)
+        n_rows = self._validate_X(X, reset=True).shape[0]
         labels = _resampling_labels(y)
-        if len(labels) != X.shape[0]:
-            raise ValueError(f"y has {len(labels)} entries but X has {X.shape[0]} rows")
+        if len(labels) != n_rows:
+            raise ValueError(f"y has {len(labels)} entries but X has {n_rows} rows")
         if self.warm_start and hasattr(self, "sampler_"):
             sampler = self.sampler_.set_params(**self._sampler_params())
         else:
@@ -223,6 +223,8 @@ verbose, warm_start
         classes, counts = np.unique(labels, return_counts=True)
         # Decide the strategy before the (slow) fit, so a bad one fails at once.
         self.sampling_strategy_ = _oversampling_targets(self.sampling_strategy, classes, counts)
+        # The user's X, not the validated array: a DataFrame's column names then reach the
+        # inner sampler too, which would otherwise warn whenever it is handed that DataFrame.
         self.sampler_ = sampler.fit(X, labels)
         self.classes_ = self.sampler_.classes_
         return self

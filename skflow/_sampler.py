@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 from scipy.special import logsumexp
-from sklearn.base import ClassNamePrefixFeaturesOutMixin
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import TransformerTags, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.class_weight import compute_sample_weight
@@ -35,7 +35,7 @@ _MIN_CONDITION_SCALE = 1e-12
 
 
 @fill_flow_docs
-class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
+class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEstimator):
     """Conditional density estimation and synthetic data with a normalizing flow: ``p(x | y)``.
 
     One flow models every class (or every value of a continuous condition): its first layer
@@ -347,6 +347,9 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, BaseFlowEstimator):
             if y is not None:
                 raise ValueError("this FlowSampler was fitted without y; pass y=None")
             return None, None
+        if y is not None and np.size(y) == 0:
+            # Consistent with n_samples >= 1: an empty request is a mistake, not zero rows.
+            raise ValueError("y is empty: give at least one label or condition to sample under")
         if self.target_type_ == "classes":
             if y is None:
                 index = rng.choice(len(self.classes_), size=n_samples, p=self.class_prior_)

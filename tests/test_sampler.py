@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
+from sklearn.exceptions import ConvergenceWarning
 
 from skflow import FlowOverSampler, FlowSampler
 
@@ -449,3 +451,39 @@ def test_a_real_data_classifier_recognises_generated_rows(fitted):
         real = np.mean(clf.predict(X_held[y_held == k]) == k)
         generated, _ = est.sample(2000, y=k, random_state=k)
         assert np.mean(clf.predict(generated) == k) == pytest.approx(real, abs=0.03), k
+
+
+def test_sample_with_empty_y_is_refused(small, tiny_params):
+    X, y = small
+    est = FlowSampler(random_state=0, **tiny_params).fit(X, y)
+    with pytest.raises(ValueError, match="y is empty"):
+        est.sample(y=[])
+
+
+def test_set_output_pandas_in_a_pipeline(small, tiny_params):
+    pd = pytest.importorskip("pandas")
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = small
+    frame = pd.DataFrame(X, columns=["u", "v"], index=np.arange(len(X)) + 100)
+    pipe = make_pipeline(StandardScaler(), FlowSampler(random_state=0, **tiny_params))
+    Z = pipe.set_output(transform="pandas").fit_transform(frame, y)
+    assert isinstance(Z, pd.DataFrame)
+    assert list(Z.columns) == ["flowsampler0", "flowsampler1"]
+    assert Z.index.equals(frame.index)
+    est = pipe[-1]
+    np.testing.assert_allclose(est.transform(pipe[0].transform(frame), y).to_numpy(), Z.to_numpy())
+
+
+def test_oversampler_passes_dataframe_column_names_to_its_sampler(small, tiny_params):
+    pd = pytest.importorskip("pandas")
+    X, y = small
+    frame = pd.DataFrame(X, columns=["u", "v"])
+    with warnings.catch_warnings():
+        # Before, the inner sampler saw a bare array and warned about feature names.
+        warnings.simplefilter("error", UserWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)  # tiny flows stop at max_iter
+        X_res, _ = FlowOverSampler(random_state=0, **tiny_params).fit_resample(frame, y)
+        FlowOverSampler(latent_noise=0.1, random_state=0, **tiny_params).fit_resample(frame, y)
+    assert isinstance(X_res, pd.DataFrame) and list(X_res.columns) == ["u", "v"]
