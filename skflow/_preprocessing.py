@@ -24,26 +24,41 @@ _RELATIVE_CONSTANT_TOL = 1e-12
 _AUTO_MAX_DISTINCT_FRACTION = 0.5
 # Values must sit on the grid to this fraction of its step (float rounding of 0.1-steps etc.).
 _GRID_TOL = 1e-6
+# ... widened by what float32 storage does to values of the column's magnitude, so the same
+# data given as float32 or float64 get the same treatment (a 0.1-step rating up to 10 is off
+# its grid by up to 1e-5 steps in float32), unless the grid is too fine for float32 to resolve.
+_FLOAT32_EPS = float(np.finfo(np.float32).eps)
+_MAX_GRID_TOL = 1e-2
 
 
 def grid_step(column: np.ndarray) -> float | None:
     """The step of the regular grid the values lie on, or ``None`` if they lie on none.
 
-    The candidate step is the smallest gap between distinct values; the values lie on the grid
-    when every one is the smallest value plus an integer number of steps.
+    The candidate step is the smallest gap between distinct values, refined over the whole
+    range; the values lie on the grid when every one is the smallest value plus an integer
+    number of steps, to float32 precision.
     """
     values = np.unique(column)
     if len(values) < 2:
         return None
-    step = float(np.min(np.diff(values)))
+    span = float(values[-1] - values[0])
+    # One gap between rounded values is uncertain by the rounding; the whole range, divided
+    # by the number of steps it spans, pins the step down far better.
+    step = span / round(span / float(np.min(np.diff(values))))
     offsets = (values - values[0]) / step
-    if np.max(np.abs(offsets - np.round(offsets))) > _GRID_TOL:
+    tol = _GRID_TOL + 4.0 * _FLOAT32_EPS * float(np.max(np.abs(values))) / step
+    if tol > _MAX_GRID_TOL:
+        tol = _GRID_TOL
+    if np.max(np.abs(offsets - np.round(offsets))) > tol:
         return None
     return step
 
 
 def _distinct_step(column: np.ndarray) -> float | None:
-    """Cell width for a column declared discrete: the smallest gap between distinct values."""
+    """Cell width for a discrete column: its grid step, else the smallest gap between values."""
+    step = grid_step(column)
+    if step is not None:
+        return step
     values = np.unique(column)
     return None if len(values) < 2 else float(np.min(np.diff(values)))
 

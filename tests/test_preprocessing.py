@@ -23,6 +23,24 @@ def test_grid_step_finds_integer_and_decimal_grids():
     assert grid_step(np.ones(5)) is None
 
 
+def test_float32_data_get_the_same_grid_as_float64(tiny_params):
+    """A 0.1-step rating rounded to float32 is off its grid by ~1e-5 steps; still a grid."""
+    rng = np.random.default_rng(0)
+    X = np.c_[rng.normal(size=400), np.round(rng.uniform(0, 10, 400), 1)]
+    X32 = X.astype(np.float32)
+    assert grid_step(X32[:, 1].astype(np.float64)) == pytest.approx(0.1, rel=1e-9)
+    est64 = FlowDensity(random_state=0, **tiny_params).fit(X)
+    est32 = FlowDensity(random_state=0, **tiny_params).fit(X32)
+    np.testing.assert_allclose(est32.preprocessor_.step_, [0.0, 0.1], rtol=1e-9)
+    # The same model: scores agree to float32 rounding of the inputs, far below log(0.1).
+    np.testing.assert_allclose(est32.score_samples(X32), est64.score_samples(X), atol=1e-3)
+    # A grid too fine for float32 to resolve must be exact, as before.
+    assert grid_step(1e6 + rng.integers(0, 50, size=200) * 1e-3) == pytest.approx(1e-3)
+    assert (
+        grid_step(1e6 + rng.integers(0, 50, size=200) * 1e-3 + rng.normal(size=200) * 1e-6) is None
+    )
+
+
 def test_auto_mask_needs_a_grid_and_repeats():
     rng = np.random.default_rng(0)
     n = 400
