@@ -152,13 +152,19 @@ class BaseFlowEstimator(BaseEstimator):
                 ensure_min_samples=2 if reset else 1,
                 accept_sparse=False,
             )
-        except ValueError as error:
-            if "could not convert" in str(error) or "argument must be" in str(error):
-                raise ValueError(
-                    f"{type(self).__name__} needs numeric X; encode non-numeric columns first "
-                    f"(e.g. with sklearn.preprocessing.OneHotEncoder). Original error: {error}"
-                ) from error
-            raise
+        except (ValueError, TypeError) as error:
+            # numpy and pandas word a failed cast in several ways (a DTypePromotionError, the
+            # one datetime columns give, is a TypeError); none of them names the column.
+            casting = ("could not convert", "argument must be", "Cannot cast", "DType")
+            if not any(phrase in f"{type(error).__name__}: {error}" for phrase in casting):
+                raise
+            columns = _non_numeric_columns(X)
+            named = f" (non-numeric column(s): {columns})" if columns else ""
+            raise ValueError(
+                f"{type(self).__name__} needs numeric X{named}; encode non-numeric columns "
+                "first (e.g. with sklearn.preprocessing.OneHotEncoder). Original error: "
+                f"{error}"
+            ) from error
 
     def _validate_latent(self, Z) -> np.ndarray:
         """Validate latent points for ``inverse_transform`` (same width as X, finite)."""
@@ -432,6 +438,21 @@ class BaseFlowEstimator(BaseEstimator):
             # A model trained on a GPU must load and score on a CPU-only machine.
             state["flow_"] = cpu_copy(state["flow_"])
         return state
+
+
+def _non_numeric_columns(X) -> list:
+    """Names of a DataFrame's columns that hold neither numbers nor booleans (else [])."""
+    dtypes = getattr(X, "dtypes", None)
+    if dtypes is None or not hasattr(dtypes, "items"):
+        return []
+    names = []
+    for name, dtype in dtypes.items():
+        # A categorical column is as numeric as its categories.
+        categories = getattr(dtype, "categories", None)
+        kind = categories.dtype.kind if categories is not None else getattr(dtype, "kind", "O")
+        if kind not in "biuf":
+            names.append(name)
+    return names
 
 
 def _call(flow: Flow, method: str, rows: np.ndarray, context, device, dtype) -> np.ndarray:

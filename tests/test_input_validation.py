@@ -46,8 +46,22 @@ def test_wrong_width_at_predict_time(fitted):
 def test_non_numeric_data(tiny_params):
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": ["x", "y", "z"]})
-    with pytest.raises(ValueError, match="numeric"):
+    with pytest.raises(ValueError, match=r"numeric X \(non-numeric column\(s\): \['b'\]\)"):
         FlowDensity(**tiny_params).fit(frame)
+    # Mixed frames fail inside pandas / numpy with messages that name no column, and a
+    # datetime column with a TypeError; all get the same message, naming the culprits.
+    mixed = pd.DataFrame(
+        {
+            "a": [1.0, 2.0, 3.0, 4.0],
+            "n": pd.array([1, 2, 3, 4], dtype="Int64"),
+            "c": pd.Categorical(["u", "v", "u", "v"]),
+            "t": pd.date_range("2020-01-01", periods=4),
+        }
+    )
+    with pytest.raises(ValueError, match=r"non-numeric column\(s\): \['c', 't'\]"):
+        FlowDensity(**tiny_params).fit(mixed)
+    with pytest.raises(ValueError, match=r"non-numeric column\(s\): \['t'\]"):
+        FlowDensity(**tiny_params).fit(mixed[["a", "t"]])
 
 
 def test_constant_column_names_it_and_the_fix(blobs_2d, tiny_params):
