@@ -201,6 +201,11 @@ class BaseFlowEstimator(BaseEstimator):
         device = resolve_device(self.device)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
+            if np.all(sample_weight == sample_weight[0]):
+                # Equal weights define the unweighted likelihood; dropping them makes the fit
+                # identical to the unweighted one (weighted initialisation rows are drawn with
+                # replacement, so it would otherwise start elsewhere).
+                sample_weight = None
         rng = check_random_state(self.random_state)
         init_seed, order_seed = (int(s) for s in rng.randint(_SEED_MAX, size=2))
         warm = self.warm_start and hasattr(self, "flow_")

@@ -108,6 +108,14 @@ def test_tiny_but_varying_columns_are_not_constant(blobs_2d, tiny_params):
     )
 
 
+def test_equal_sample_weights_fit_the_unweighted_model(blobs_2d, tiny_params):
+    base = FlowDensity(random_state=0, **tiny_params).fit(blobs_2d).score_samples(blobs_2d)
+    for value in (1.0, 3.0):
+        weight = np.full(len(blobs_2d), value)
+        est = FlowDensity(random_state=0, **tiny_params).fit(blobs_2d, sample_weight=weight)
+        np.testing.assert_array_equal(est.score_samples(blobs_2d), base)
+
+
 def test_negative_sample_weight(blobs_2d, tiny_params):
     weight = np.ones(len(blobs_2d))
     weight[0] = -1.0
