@@ -24,13 +24,13 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if isinstance(device, str):
         if device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if device != "cpu" and not _CUDA_PATTERN.match(device):
+        if device not in ("cpu", "cpu:0") and not _CUDA_PATTERN.match(device):
             raise ValueError(
                 f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or a torch.device, got {device!r}"
             )
         device = torch.device(device)
     if device.type == "cpu":
-        return device
+        return torch.device("cpu")  # "cpu:0" is the same device; one spelling for comparisons
     if device.type != "cuda":
         raise ValueError(f"unsupported device type {device.type!r}; use 'cpu' or 'cuda'")
     if not torch.cuda.is_available():

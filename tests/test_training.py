@@ -135,6 +135,8 @@ def test_device_resolution(blobs_2d, tiny_params):
     assert est.device_.type == expected
     est = FlowDensity(device=torch.device("cpu"), random_state=0, **tiny_params).fit(blobs_2d)
     assert est.device_ == torch.device("cpu")
+    est = FlowDensity(device="cpu:0", random_state=0, **tiny_params).fit(blobs_2d)
+    assert est.device_ == torch.device("cpu")
     with pytest.raises(ValueError, match="device must be"):
         FlowDensity(device="tpu", **tiny_params).fit(blobs_2d)
 
