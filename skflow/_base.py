@@ -156,6 +156,10 @@ class BaseFlowEstimator(BaseEstimator):
             # numpy and pandas word a failed cast in several ways (a DTypePromotionError, the
             # one datetime columns give, is a TypeError); none of them names the column.
             casting = ("could not convert", "argument must be", "Cannot cast", "DType")
+            if isinstance(error, TypeError):
+                # Only numpy's DTypePromotionError: other TypeErrors (a dict in an object
+                # array) stay TypeErrors, as scikit-learn's estimator checks expect.
+                casting = ("DTypePromotionError",)
             if not any(phrase in f"{type(error).__name__}: {error}" for phrase in casting):
                 raise
             columns = _non_numeric_columns(X)
