@@ -104,6 +104,21 @@ def resolve_regularisation(
     )
 
 
+# Parameters the fitted modules and preprocessing are built from; a warm start cannot change
+# them (training parameters such as max_iter or learning_rate_init it can).
+_ARCHITECTURE_PARAMS = (
+    "coupling",
+    "n_transforms",
+    "hidden_layer_sizes",
+    "n_bins",
+    "tail_bound",
+    "mixing",
+    "dropout",
+    "input_dropout",
+    "discrete_features",
+)
+
+
 class BaseFlowEstimator(BaseEstimator):
     """Shared machinery of the flow estimators; not part of the public API.
 
@@ -187,7 +202,8 @@ class BaseFlowEstimator(BaseEstimator):
             if isinstance(self.hidden_layer_sizes, Integral)
             else tuple(self.hidden_layer_sizes)
         )
-        if not all(isinstance(s, Integral) and s >= 1 for s in sizes):
+        # bool is an Integral to Python; True as a layer width is a mistake, not 1.
+        if not all(isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in sizes):
             raise ValueError(
                 f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes!r}"
             )
@@ -213,6 +229,8 @@ class BaseFlowEstimator(BaseEstimator):
         rng = check_random_state(self.random_state)
         init_seed, order_seed = (int(s) for s in rng.randint(_SEED_MAX, size=2))
         warm = self.warm_start and hasattr(self, "flow_")
+        if warm:
+            self._check_same_architecture()
 
         if not warm:
             self.preprocessor_ = Preprocessor(self.discrete_features, self._constant_features).fit(
@@ -258,6 +276,8 @@ class BaseFlowEstimator(BaseEstimator):
             history = self._train(flow, train, validation, generator, history)
         self.flow_ = flow
         self.device_ = device
+        if not warm:
+            self._architecture_ = self._architecture()
         self._history_ = history
         self.n_iter_ = history.n_iter
         self.loss_curve_ = list(history.loss_curve)
@@ -266,6 +286,34 @@ class BaseFlowEstimator(BaseEstimator):
         )
         self.best_validation_score_ = history.best_validation_score
         self.n_recoveries_ = history.n_recoveries
+
+    def _architecture(self) -> dict:
+        """The parameters the flow and the preprocessing are built from, comparably written."""
+        spec = {name: repr(getattr(self, name)) for name in _ARCHITECTURE_PARAMS}
+        spec["hidden_layer_sizes"] = repr(self._resolved_hidden_sizes())
+        return spec
+
+    def _check_same_architecture(self) -> None:
+        """Refuse a warm start whose parameters would need a different flow.
+
+        A warm start continues the fitted modules; a changed ``n_transforms`` or dropout would
+        otherwise be ignored without a word. Models pickled before this check have no record
+        of their architecture and are not checked.
+        """
+        before = getattr(self, "_architecture_", None)
+        if before is None:
+            return
+        now = self._architecture()
+        changed = [
+            f"{name} was {before[name]}, now {now[name]}"
+            for name in now
+            if before[name] != now[name]
+        ]
+        if changed:
+            raise ValueError(
+                "warm_start=True continues the fitted flow, which these parameters built and "
+                f"cannot change: {'; '.join(changed)}. Set warm_start=False to fit a new flow."
+            )
 
     def _training_tensors(self, X, context, weight, order, device) -> TrainingData:
         """Preprocessed rows ``X[order]`` (and their context, weights) as float32 tensors.

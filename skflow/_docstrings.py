@@ -88,7 +88,12 @@ FLOW_PARAMETERS = """\
     verbose : int, default=0
         1 shows a progress bar with the training and validation NLL per epoch.
     warm_start : bool, default=False
-        Continue training the current flow on the next ``fit`` instead of starting afresh."""
+        Continue training the current flow on the next ``fit`` instead of starting afresh.
+        Training parameters (``max_iter``, ``learning_rate_init``, ...) may change between
+        warm fits; those that build the flow or the preprocessing (``coupling``,
+        ``n_transforms``, ``hidden_layer_sizes``, ``n_bins``, ``tail_bound``, ``mixing``,
+        ``dropout``, ``input_dropout``, ``discrete_features``) may not, and a change is an
+        error rather than silently ignored."""
 
 FLOW_ATTRIBUTES = """\
     flow_ : skflow.flows.Flow

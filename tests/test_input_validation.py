@@ -133,6 +133,7 @@ def test_negative_sample_weight(blobs_2d, tiny_params):
         ("validation_fraction", 1.0),
         ("learning_rate_init", 0.0),
         ("hidden_layer_sizes", (8, 0)),
+        ("hidden_layer_sizes", [True]),
     ],
 )
 def test_bad_parameters(param, value, blobs_2d):

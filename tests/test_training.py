@@ -114,6 +114,18 @@ def test_warm_start_continues_training(blobs_2d, tiny_params):
     assert est.loss_curve_[first_iters] < first_curve[0]
 
 
+def test_warm_start_refuses_a_new_architecture(blobs_2d, tiny_params):
+    est = FlowDensity(random_state=0, warm_start=True, **tiny_params).fit(blobs_2d)
+    for name, value in [("n_transforms", 3), ("hidden_layer_sizes", (8, 8)), ("dropout", 0.2)]:
+        warm = FlowDensity(random_state=0, warm_start=True, **tiny_params).fit(blobs_2d)
+        with pytest.raises(ValueError, match=f"{name} was .*, now"):
+            warm.set_params(**{name: value}).fit(blobs_2d)
+    # Training parameters may change between warm fits; so may anything after a cold one.
+    est.set_params(max_iter=2, learning_rate_init=1e-4).fit(blobs_2d)
+    est.set_params(warm_start=False, n_transforms=3).fit(blobs_2d)
+    est.set_params(warm_start=True).fit(blobs_2d)
+
+
 def test_warm_start_rejects_new_width(blobs_2d, tiny_params):
     est = FlowDensity(random_state=0, warm_start=True, **tiny_params).fit(blobs_2d)
     with pytest.raises(ValueError, match="features"):
