@@ -238,20 +238,7 @@ class BaseFlowEstimator(BaseEstimator):
             )
         n_latent = int(np.sum(self.preprocessor_.keep_))
         train_idx, val_idx = self._split(X.shape[0], rng)
-        if len(train_idx) <= n_latent:
-            # The rows then span at most a (rows - 1)-dimensional subspace: the data-initialised
-            # whitening scales the missing directions by ~1e6 and the fit diverges silently.
-            held_out = (
-                ""
-                if val_idx is None
-                else f" after holding out {len(val_idx)} for validation (early_stopping=True)"
-            )
-            raise ValueError(
-                f"{type(self).__name__} needs more training rows than features: got "
-                f"{len(train_idx)} row(s){held_out} for {n_latent} feature(s). A density in "
-                f"{n_latent} dimensions cannot be estimated from so few points; reduce the "
-                "number of features first (e.g. PCA in a Pipeline) or use more rows."
-            )
+        self._check_enough_rows(len(train_idx), val_idx, n_latent)
 
         if warm:
             flow = self.flow_.to(device)
@@ -286,6 +273,26 @@ class BaseFlowEstimator(BaseEstimator):
         )
         self.best_validation_score_ = history.best_validation_score
         self.n_recoveries_ = history.n_recoveries
+
+    def _check_enough_rows(self, n_train: int, val_idx, n_latent: int) -> None:
+        """Refuse a fit with no more training rows than features.
+
+        The rows then span at most a (rows - 1)-dimensional subspace: the data-initialised
+        whitening scales the missing directions by ~1e6 and the fit diverges silently.
+        """
+        if n_train > n_latent:
+            return
+        held_out = (
+            ""
+            if val_idx is None
+            else f" after holding out {len(val_idx)} for validation (early_stopping=True)"
+        )
+        raise ValueError(
+            f"{type(self).__name__} needs more training rows than features: got "
+            f"{n_train} row(s){held_out} for {n_latent} feature(s). A density in "
+            f"{n_latent} dimensions cannot be estimated from so few points; reduce the "
+            "number of features first (e.g. PCA in a Pipeline) or use more rows."
+        )
 
     def _architecture(self) -> dict:
         """The parameters the flow and the preprocessing are built from, comparably written."""
