@@ -8,10 +8,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from skflow.flows import rational_quadratic_spline, rational_quadratic_spline_params_first
+from skflow.flows import (
+    AffineMap,
+    rational_quadratic_spline,
+    rational_quadratic_spline_params_first,
+)
 from skflow.flows.splines import (
     DEFAULT_MIN_BIN_SIZE,
     DEFAULT_MIN_DERIVATIVE,
+    affine_rational_quadratic_spline,
     n_spline_params,
 )
 
@@ -305,3 +310,66 @@ def test_second_derivatives_are_refused_not_silently_wrong():
     (grad,) = torch.autograd.grad(y.sum(), x, create_graph=True)
     with pytest.raises(RuntimeError, match="twice|does not require grad"):
         torch.autograd.grad(grad.sum(), params)
+
+
+# --------------------------------------------------------------------------------------------
+# The affine step fused into the forward spline's autograd node.
+# --------------------------------------------------------------------------------------------
+
+SCALE_LIMIT = 2.0
+
+
+def _affine_spline_inputs(seed: int, scale: float = 1.5):
+    """Points in the tails and inside; raw log-scales beyond the soft limit included."""
+    gen = torch.Generator().manual_seed(seed)
+    x = 1.2 * BOUND * torch.randn(3, 40, generator=gen, dtype=DTYPE)
+    params = scale * torch.randn(2 + N_PARAMS, 3, 40, generator=gen, dtype=DTYPE)
+    params[0, 0, :5] = torch.tensor([-9.0, -3.0, 0.0, 3.0, 9.0], dtype=DTYPE)
+    return x, params
+
+
+def _composed(x, params):
+    """The affine map, then the spline: two autograd graphs, the unfused reference."""
+    u, logdet_affine = AffineMap(SCALE_LIMIT).forward(x, params[:2])
+    z, logdet_spline = rational_quadratic_spline_params_first(u, params[2:], BOUND)
+    return z, logdet_affine + logdet_spline
+
+
+def test_affine_spline_equals_affine_map_then_spline_with_gradients():
+    x, params = _affine_spline_inputs(seed=21)
+    gen = torch.Generator().manual_seed(22)
+    weights = torch.randn(2, *x.shape, generator=gen, dtype=DTYPE)  # a random linear read-out
+
+    def run(fn):
+        xs, ps = x.clone().requires_grad_(True), params.clone().requires_grad_(True)
+        z, logdet = fn(xs, ps)
+        grads = torch.autograd.grad((weights[0] * z + weights[1] * logdet).sum(), (xs, ps))
+        return (z, logdet, *grads)
+
+    fused = run(lambda a, b: affine_rational_quadratic_spline(a, b, BOUND, SCALE_LIMIT))
+    composed = run(_composed)
+    outside = ((x * torch.exp(SCALE_LIMIT * torch.tanh(params[0] / SCALE_LIMIT)) + params[1])
+               .abs() > BOUND)  # fmt: skip
+    assert 0 < int(outside.sum()) < x.numel()  # both the tails and the interval are exercised
+    for got, want in zip(fused, composed, strict=True):
+        assert got.shape == want.shape
+        assert (got - want).abs().max().item() < 1e-10 * max(1.0, want.abs().max().item())
+    assert fused[3][0].abs().max().item() > 0.1  # the log-scale's gradient is non-trivial
+
+
+def test_affine_spline_gradcheck():
+    x, params = _affine_spline_inputs(seed=23, scale=1.0)
+    x, params = x[:, :12].contiguous(), params[:, :, :12].contiguous()
+
+    def fused(inputs, raw):
+        return affine_rational_quadratic_spline(inputs, raw, BOUND, SCALE_LIMIT)
+
+    inputs = (x.requires_grad_(True), params.requires_grad_(True))
+    assert torch.autograd.gradcheck(fused, inputs, eps=1e-6, atol=1e-6)
+
+
+def test_affine_spline_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match=r"params must have shape \(n_params, \*inputs.shape\)"):
+        affine_rational_quadratic_spline(
+            torch.zeros(4, 3), torch.zeros(4, 3, 2 + N_PARAMS), BOUND, SCALE_LIMIT
+        )

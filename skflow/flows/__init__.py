@@ -3,7 +3,11 @@
 from .dropout import BitDropout
 from .flow import COUPLINGS, MIXINGS, Flow, build_flow
 from .nets import Conditioner
-from .splines import rational_quadratic_spline, rational_quadratic_spline_params_first
+from .splines import (
+    affine_rational_quadratic_spline,
+    rational_quadratic_spline,
+    rational_quadratic_spline_params_first,
+)
 from .transforms import (
     ActNorm,
     AdditiveMap,
@@ -31,6 +35,7 @@ __all__ = [
     "Permutation",
     "SinhArcsinh",
     "SplineMap",
+    "affine_rational_quadratic_spline",
     "build_flow",
     "rational_quadratic_spline",
     "rational_quadratic_spline_params_first",

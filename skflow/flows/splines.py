@@ -15,8 +15,10 @@ Coupling layers produce their parameters in this layout directly;
 The forward (normalising) direction, the one training differentiates, is a
 :class:`torch.autograd.Function` with a hand-derived backward pass: autograd's generic backward
 of the same formula records and replays about a hundred small kernels (including a scatter for
-the bin lookup and a reversed cumulative sum), the closed form needs a third as many. The
-inverse is plain differentiable torch code; it runs when sampling, under no gradient.
+the bin lookup and a reversed cumulative sum), the closed form needs a third as many.
+:func:`affine_rational_quadratic_spline` puts a coupling's element-wise affine step into the
+same node. The inverse is plain differentiable torch code; it runs when sampling, under no
+gradient.
 
 Everything is element-wise and written with ``torch.where`` rather than boolean indexing: both
 branches are evaluated on clamped inputs, which keeps values finite for far-out points and
@@ -111,6 +113,54 @@ def rational_quadratic_spline_params_first(
     return _ForwardSpline.apply(inputs, params, float(bound), min_bin_size, min_derivative)
 
 
+def affine_rational_quadratic_spline(
+    inputs: torch.Tensor,
+    params: torch.Tensor,
+    bound: float,
+    scale_limit: float,
+    min_bin_size: float = DEFAULT_MIN_BIN_SIZE,
+    min_derivative: float = DEFAULT_MIN_DERIVATIVE,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """An element-wise affine step, then the spline: the forward map of a spline coupling.
+
+    ``u = x * exp(s) + t`` with the log-scale ``s = scale_limit * tanh(a / scale_limit)``,
+    then ``z`` is the spline of ``u``. The same values as :class:`~skflow.flows.AffineMap`
+    followed by :func:`rational_quadratic_spline_params_first`, computed in one autograd node
+    with a closed-form backward pass (as separate operations the affine step recorded about a
+    dozen nodes). The inverse direction is computed as those two steps.
+
+    Parameters
+    ----------
+    inputs : torch.Tensor of shape (...,)
+        Points to transform.
+    params : torch.Tensor of shape (3 * n_bins + 1, ...)
+        Parameters first, each ``params[j]`` shaped like ``inputs``: the raw log-scale ``a``,
+        the shift ``t``, then the spline's ``3 * n_bins - 1`` parameters. All zeros give the
+        identity map.
+    bound : float
+        Half-width ``B`` of the spline's interval ``[-B, B]``.
+    scale_limit : float
+        Soft bound on the log-scale ``s``.
+    min_bin_size, min_derivative : float
+        As in :func:`rational_quadratic_spline`.
+
+    Returns
+    -------
+    outputs : torch.Tensor
+        Transformed points, shaped like ``inputs``.
+    logabsdet : torch.Tensor
+        ``log |d outputs / d inputs|`` element-wise: ``s`` plus the spline's log-derivative.
+    """
+    if params.shape[1:] != inputs.shape:
+        raise ValueError(
+            f"params must have shape (n_params, *inputs.shape) = (n, {tuple(inputs.shape)}), "
+            f"got {tuple(params.shape)}"
+        )
+    return _ForwardSpline.apply(
+        inputs, params, float(bound), min_bin_size, min_derivative, float(scale_limit)
+    )
+
+
 def _derivative_shift(min_derivative: float) -> float:
     """Offset that makes a raw derivative of 0 give a knot derivative of exactly 1."""
     return math.log(math.expm1(1.0 - min_derivative))
@@ -163,10 +213,26 @@ def _pick(index: torch.Tensor, table: torch.Tensor, derivs: torch.Tensor):
 
 
 class _ForwardSpline(torch.autograd.Function):
-    """Forward spline map with a closed-form backward pass (parameters first)."""
+    """Forward spline map with a closed-form backward pass (parameters first).
+
+    With ``scale_limit`` set, ``params`` starts with two extra rows, a raw log-scale ``a`` and a
+    shift ``t``, and the spline acts on ``u = x * exp(s) + t``, ``s = limit * tanh(a / limit)``
+    (see :func:`affine_rational_quadratic_spline`).
+    """
 
     @staticmethod
-    def forward(ctx, inputs, params, bound, min_bin_size, min_derivative):
+    def forward(ctx, inputs, params, bound, min_bin_size, min_derivative, scale_limit=None):
+        x = tanh = scale = None
+        if scale_limit is not None:
+            x = inputs
+            # The affine step inside the same node: as separate autograd operations it recorded
+            # about a dozen nodes, and each slice of ``params`` materialised a full-size
+            # gradient that autograd then summed.
+            tanh = torch.tanh(params[0] * (1.0 / scale_limit))
+            log_scale = tanh * scale_limit
+            scale = torch.exp(log_scale)
+            inputs = torch.addcmul(params[1], x, scale)
+            params = params[2:]
         probs, table, derivs = _bin_tables(params, bound, min_bin_size, min_derivative)
         n_bins = probs.shape[1]
         inside = (inputs >= -bound) & (inputs <= bound)
@@ -192,22 +258,25 @@ class _ForwardSpline(torch.autograd.Function):
         ratio = slope / denom
         dydx = deriv_numer * ratio.square()
         out = left_y + h * numer / denom - bound
+        logdet = torch.where(inside, torch.log(dydx), 0.0)
 
         ctx.save_for_backward(
             params, probs, at_or_below, index, inside, w, h, left_x, left_y, slope, xi, xi_1m,
-            denom, numer, deriv_numer, dydx, d0, d1,
+            denom, numer, deriv_numer, dydx, d0, d1, x, tanh, scale,
         )  # fmt: skip
-        ctx.constants = (bound, min_bin_size, min_derivative)
-        return torch.where(inside, out, inputs), torch.where(inside, torch.log(dydx), 0.0)
+        ctx.constants = (bound, min_bin_size, min_derivative, scale_limit)
+        if scale_limit is None:
+            return torch.where(inside, out, inputs), logdet
+        return torch.where(inside, out, inputs), logdet.add_(log_scale)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, grad_logdet):
         (
             params, probs, at_or_below, index, inside, w, h, left_x, left_y, slope, xi, xi_1m,
-            denom, numer, deriv_numer, dydx, d0, d1,
+            denom, numer, deriv_numer, dydx, d0, d1, x, tanh, scale,
         ) = ctx.saved_tensors  # fmt: skip
-        bound, min_bin_size, min_derivative = ctx.constants
+        bound, min_bin_size, min_derivative, scale_limit = ctx.constants
         n_bins = probs.shape[1]
         gy = torch.where(inside, grad_out, 0.0)
         gl = torch.where(inside, grad_logdet, 0.0)
@@ -238,6 +307,11 @@ class _ForwardSpline(torch.autograd.Function):
         g_h = gy * numer_ratio + g_slope * inv_w
         g_left_x = -g_xi * inv_w
 
+        # The gradient of every parameter row is written into one buffer, sparing
+        # concatenations: the affine rows (if any) first, then the spline's.
+        offset = 0 if scale_limit is None else 2
+        g_params = params.new_empty((offset + params.shape[0], *params.shape[1:]))
+
         # Widths and heights: bin k's size enters as itself, every earlier bin's through the left
         # knot. With at_or_below[j] = [j <= k], [j == k] = at_or_below[j] - at_or_below[j + 1]
         # and [j < k] = at_or_below[j + 1], so the gradient over the bins is two broadcast
@@ -251,8 +325,8 @@ class _ForwardSpline(torch.autograd.Function):
             torch.stack([left_x, left_y]) - min_size * k
         ).unsqueeze(1)
         g_sizes = at_or_below[:n_bins] * g_own + at_or_below[1:] * (g_left - g_own)
-        g_params = torch.empty_like(params)  # filled in two parts, sparing a concatenation
-        torch.mul(probs, size_scale * g_sizes - dot, out=g_params[: 2 * n_bins].view_as(probs))
+        g_sizes_out = g_params[offset : offset + 2 * n_bins].view_as(probs)
+        torch.mul(probs, size_scale * g_sizes - dot, out=g_sizes_out)
 
         # Interior derivative r (knot r + 1) is d_k when r = k - 1 and d_{k+1} when r = k.
         g_interior = (
@@ -261,8 +335,16 @@ class _ForwardSpline(torch.autograd.Function):
             + at_or_below[: n_bins - 1] * g_d1
         )
         d_interior = torch.sigmoid(params[2 * n_bins :] + _derivative_shift(min_derivative))
-        torch.mul(g_interior, d_interior, out=g_params[2 * n_bins :])
-        return g_inputs, g_params, None, None, None
+        torch.mul(g_interior, d_interior, out=g_params[offset + 2 * n_bins :])
+        if scale_limit is None:
+            return g_inputs, g_params, None, None, None, None
+
+        # Through u = x * exp(s) + t, s = limit * tanh(a / limit); log-det gains s.
+        g_params[1] = g_inputs
+        g_x = g_inputs * scale
+        g_log_scale = torch.addcmul(grad_logdet, g_x, x)
+        torch.mul(g_log_scale, 1.0 - tanh.square(), out=g_params[0])
+        return g_x, g_params, None, None, None, None
 
 
 def _inverse_spline(inputs, params, bound, min_bin_size, min_derivative):

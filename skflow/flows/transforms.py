@@ -13,7 +13,11 @@ import torch
 from torch import nn
 
 from .nets import Conditioner
-from .splines import n_spline_params, rational_quadratic_spline_params_first
+from .splines import (
+    affine_rational_quadratic_spline,
+    n_spline_params,
+    rational_quadratic_spline_params_first,
+)
 
 
 def awaiting_init(layer: nn.Module) -> bool:
@@ -415,9 +419,8 @@ class SplineMap:
         self.n_params = 2 + n_spline_params(self.n_bins)
 
     def forward(self, x: torch.Tensor, p: torch.Tensor):
-        u, ld_affine = self.affine.forward(x, p[:2])
-        z, ld_spline = rational_quadratic_spline_params_first(u, p[2:], self.bound)
-        return z, ld_affine + ld_spline
+        # Both steps in one autograd node (same values as affine.forward, then the spline).
+        return affine_rational_quadratic_spline(x, p, self.bound, self.affine.scale_limit)
 
     def inverse(self, z: torch.Tensor, p: torch.Tensor):
         u, _ = rational_quadratic_spline_params_first(z, p[2:], self.bound, inverse=True)
