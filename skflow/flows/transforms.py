@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from . import cpu_math
 from .nets import Conditioner
 from .splines import (
     affine_rational_quadratic_spline,
@@ -208,8 +209,8 @@ class SinhArcsinh(nn.Module):
         if awaiting_init(self):
             self._initialize(x)
         delta = self._delta()
-        u = delta * torch.asinh(x) - self._epsilon()
-        z = torch.sinh(u) / delta
+        u = delta * cpu_math.asinh(x) - self._epsilon()
+        z = cpu_math.sinh(u) / delta
         # log dz/dx = log cosh(u) - log sqrt(1 + x^2), both written so they never overflow.
         abs_u = u.abs()
         log_cosh = abs_u + torch.log1p(torch.exp(-2.0 * abs_u)) - math.log(2.0)
@@ -218,7 +219,7 @@ class SinhArcsinh(nn.Module):
 
     def inverse(self, z: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         delta = self._delta()
-        return torch.sinh((torch.asinh(delta * z) + self._epsilon()) / delta)
+        return cpu_math.sinh((cpu_math.asinh(delta * z) + self._epsilon()) / delta)
 
 
 class Permutation(nn.Module):
