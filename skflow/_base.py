@@ -482,9 +482,29 @@ class BaseFlowEstimator(BaseEstimator):
         """Validated rows -> latent points."""
         return self._run("forward", X, context, before=self.preprocessor_.transform)
 
-    def _from_latent(self, Z: np.ndarray, context: np.ndarray | None = None) -> np.ndarray:
-        """Latent points -> rows in the units of X (discrete columns back on their grid)."""
-        return self._run("inverse", Z, context, after=self.preprocessor_.inverse_transform)
+    def _from_latent(
+        self, Z: np.ndarray, context: np.ndarray | None = None, temperature: float | None = None
+    ) -> np.ndarray:
+        """Latent points -> rows in the units of X (discrete columns back on their grid).
+
+        Raises a ValueError rather than returning rows that overflow even in float64, which
+        only latent points absurdly far out produce (a ``temperature`` of 1e300, say).
+        """
+        X = self._run("inverse", Z, context, after=self.preprocessor_.inverse_transform)
+        overflowed = ~np.isfinite(X).all(axis=1)
+        if np.any(overflowed):
+            reach = float(np.abs(Z[overflowed]).max())
+            if temperature is None:
+                cause = f"latent points as far out as |z| = {reach:.3g}"
+                remedy = "pass latent points nearer the origin"
+            else:
+                cause = f"temperature={temperature!r} (latent draws up to |z| = {reach:.3g})"
+                remedy = "use a smaller temperature"
+            raise ValueError(
+                f"{int(overflowed.sum())} of {len(X)} rows overflow float64 when mapped back "
+                f"to data space: {cause} lie beyond what the flow can map back; {remedy}"
+            )
+        return X
 
     def _sample_latent(self, n_samples: int, random_state, temperature: float = 1.0) -> np.ndarray:
         seed = int(check_random_state(random_state).randint(_SEED_MAX))

@@ -234,6 +234,8 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
             Standard deviation of the latent draws. 1 samples the learned density; a value
             below 1 (0.7-0.9 is typical) keeps the rows nearer its modes, fewer in the tails,
             so they are more typical but less diverse, and no longer follow the density.
+            A temperature so large that rows overflow float64 (1e300, say) raises a
+            ValueError rather than returning infinite rows.
 
         Returns
         -------
@@ -257,7 +259,8 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         ((5, 2), True)
         """
         check_is_fitted(self, "flow_")
-        return self._from_latent(self._sample_latent(n_samples, random_state, temperature))
+        Z = self._sample_latent(n_samples, random_state, temperature)
+        return self._from_latent(Z, temperature=temperature)
 
     def transform(self, X) -> np.ndarray:
         """Map rows to the latent space, where the model's density is a standard normal.

@@ -408,7 +408,8 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         temperature : float, default=1.0
             Standard deviation of the latent draws. 1 samples the learned ``p(x | y)``; a
             value below 1 keeps the rows nearer the modes of each condition's density (more
-            typical, less diverse rows that no longer follow the density).
+            typical, less diverse rows that no longer follow the density). One so large
+            that rows overflow float64 raises a ValueError.
 
         Returns
         -------
@@ -441,7 +442,8 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         rng = check_random_state(random_state)
         y_out, context = self._draw_targets(n_samples, y, rng)
         n_rows = n_samples if context is None else len(context)
-        X_new = self._from_latent(self._sample_latent(n_rows, rng, temperature), context)
+        Z = self._sample_latent(n_rows, rng, temperature)
+        X_new = self._from_latent(Z, context, temperature=temperature)
         return X_new, y_out
 
     def score_samples(self, X, y=None) -> np.ndarray:

@@ -55,3 +55,10 @@ def test_numpy_used_only_where_it_is_safe():
     assert not cpu_math._numpy_eligible(x.to(torch.bfloat16))
     assert torch.equal(cpu_math.asinh(x.to(torch.bfloat16)), torch.asinh(x.to(torch.bfloat16)))
     assert np.isclose(float(cpu_math.asinh(x)[0]), np.arcsinh(1.0))
+
+
+def test_overflow_gives_inf_silently_like_torch():
+    x = torch.tensor([1e4, -1e4], dtype=torch.float32)
+    with torch.no_grad():
+        assert torch.equal(cpu_math.sinh(x), torch.sinh(x))  # no RuntimeWarning from NumPy
+    assert torch.isinf(cpu_math.sinh(x)).all()

@@ -232,6 +232,20 @@ def test_far_away_points_get_finite_low_density(blobs_2d, tiny_params):
     assert np.all(np.isfinite(est.inverse_transform(np.full((2, 2), 1e4))))
 
 
+def test_latent_points_beyond_float64_are_refused_not_returned_as_inf(tiny_params):
+    X = np.random.default_rng(0).normal(size=(200, 3))
+    est = FlowDensity(random_state=0, **tiny_params).fit(X)
+    assert np.all(np.isfinite(est.sample(50, random_state=0, temperature=1e100)))
+    # This flow's inverse overflows float64 for latent points near 1e300 (a flow whose tail
+    # layers compress may not; then nothing needs refusing).
+    with pytest.raises(ValueError, match=r"temperature=1e\+300 .*use a smaller temperature"):
+        est.sample(50, random_state=0, temperature=1e300)
+    far = np.zeros((3, 3))
+    far[0, 0], far[2, 1] = 1e300, -1e300
+    with pytest.raises(ValueError, match=r"2 of 3 rows overflow float64.*nearer the origin"):
+        est.inverse_transform(far)
+
+
 def test_same_seed_same_result_and_global_rng_untouched(blobs_2d, tiny_params):
     before = torch.random.get_rng_state().clone()
     a = FlowDensity(random_state=7, **tiny_params).fit(blobs_2d)

@@ -364,6 +364,12 @@ def test_temperature_of_conditional_draws_and_oversampling(small, tiny_params):
         FlowSampler(max_iter=10_000).fit_resample(X, y, temperature=0.0)
     with pytest.raises(ValueError, match="temperature"):
         FlowOverSampler(max_iter=10_000, temperature=-1.0).fit(X, y)
+    # One that overflows float64 on the way back is refused, not returned as inf (this
+    # flow's inverse does overflow for latent draws near 1e300).
+    X_wide = np.random.default_rng(0).normal(size=(200, 3))
+    wide = FlowSampler(random_state=0, **tiny_params).fit(X_wide, np.arange(200) % 2)
+    with pytest.raises(ValueError, match="overflow float64.*smaller temperature"):
+        wide.sample(20, random_state=3, temperature=1e300)
 
 
 def test_latent_noise_moves_real_rows_of_the_class_in_latent_space(small, tiny_params):

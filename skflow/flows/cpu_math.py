@@ -35,7 +35,9 @@ def _elementwise(
     x: torch.Tensor, numpy_fn: Callable[[np.ndarray], np.ndarray], torch_fn
 ) -> torch.Tensor:
     if _numpy_eligible(x):
-        return torch.from_numpy(numpy_fn(x.detach().numpy()))
+        # Overflow gives inf silently, as in torch (callers deal with non-finite rows).
+        with np.errstate(over="ignore", invalid="ignore"):
+            return torch.from_numpy(numpy_fn(x.detach().numpy()))
     return torch_fn(x)
 
 
