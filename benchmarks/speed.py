@@ -541,7 +541,7 @@ def memory_child(lib: str, d: int, phase: str, args) -> None:
     torch.set_num_threads(1)
     X = correlated_gaussian(args.n_train, d, 0)
     X_score = correlated_gaussian(args.n_score, d, 1)
-    small = X[:64]
+    small = X[: 4 * max(d, 16)]  # FlowDensity refuses fewer rows than features
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if lib == "skflow":
