@@ -38,7 +38,14 @@ def grid_step(column: np.ndarray) -> float | None:
     range; the values lie on the grid when every one is the smallest value plus an integer
     number of steps, to float32 precision.
     """
-    values = np.unique(column)
+    return _grid_step_of(np.unique(column))
+
+
+def _grid_step_of(values: np.ndarray) -> float | None:
+    """:func:`grid_step` given the column's sorted distinct values.
+
+    Callers that need the distinct values themselves compute them once and pass them here.
+    """
     if len(values) < 2:
         return None
     span = float(values[-1] - values[0])
@@ -56,11 +63,17 @@ def grid_step(column: np.ndarray) -> float | None:
 
 def _distinct_step(column: np.ndarray) -> float | None:
     """Cell width for a discrete column: its grid step, else the smallest gap between values."""
-    step = grid_step(column)
+    values = np.unique(column)
+    step = _grid_step_of(values)
     if step is not None:
         return step
-    values = np.unique(column)
     return None if len(values) < 2 else float(np.min(np.diff(values)))
+
+
+def _is_auto_discrete(column: np.ndarray, max_distinct: float) -> bool:
+    """The "auto" rule: few distinct values (they repeat), all on a regular grid."""
+    values = np.unique(column)
+    return len(values) <= max_distinct and _grid_step_of(values) is not None
 
 
 def discrete_mask(X: np.ndarray, discrete_features) -> np.ndarray:
@@ -78,11 +91,7 @@ def discrete_mask(X: np.ndarray, discrete_features) -> np.ndarray:
     if isinstance(discrete_features, str):  # "auto", guaranteed by the parameter validation
         max_distinct = _AUTO_MAX_DISTINCT_FRACTION * n_rows
         return np.array(
-            [
-                len(np.unique(X[:, j])) <= max_distinct and grid_step(X[:, j]) is not None
-                for j in range(n_features)
-            ],
-            dtype=bool,
+            [_is_auto_discrete(X[:, j], max_distinct) for j in range(n_features)], dtype=bool
         )
     if isinstance(discrete_features, (bool, np.bool_)):
         return np.full(n_features, bool(discrete_features))
