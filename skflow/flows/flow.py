@@ -18,6 +18,7 @@ from .transforms import (
     Permutation,
     SinhArcsinh,
     SplineMap,
+    awaiting_init,
 )
 
 COUPLINGS = ("additive", "affine", "spline")
@@ -104,6 +105,17 @@ class Flow(nn.Module):
         self.train()
         self.forward(x, context)
         self.train(was_training)
+
+    def remember_initialized(self) -> None:
+        """Read every data-initialised layer's ``initialized`` flag now, once.
+
+        Each layer remembers a true flag on itself, so that later forward passes skip the
+        check: the check reads a tensor as a Python bool, which costs a device sync and, under
+        ``torch.compile``, splits the graph at every such layer.
+        """
+        for module in self.modules():
+            if hasattr(module, "initialized"):
+                awaiting_init(module)
 
 
 def build_flow(

@@ -63,9 +63,14 @@ class Conditioner(nn.Module):
         layers: list[nn.Module] = []
         width = n_in
         for hidden in hidden_layer_sizes:
-            layers += [nn.Linear(width, int(hidden)), nn.ReLU(inplace=True)]
+            layers.append(nn.Linear(width, int(hidden)))
+            # Dropout before the ReLU: the same values and gradients (the mask's scale is
+            # positive, so the two commute), but under torch.compile the ReLU's backward then
+            # reads its own saved output instead of a saved boolean mask, which inductor's
+            # CPU loops store and load slowly (a d = 2 step: 8.4 -> 5.4 ms).
             if dropout > 0:
                 layers.append(BitDropout(dropout))
+            layers.append(nn.ReLU(inplace=True))
             width = int(hidden)
         last = nn.Linear(width, self.out_features)
         nn.init.zeros_(last.weight)
