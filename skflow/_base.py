@@ -149,6 +149,7 @@ class BaseFlowEstimator(BaseEstimator):
         "tol": [Interval(Real, 0, None, closed="left")],
         "discrete_features": [StrOptions({"auto"}), "boolean", "array-like"],
         "device": [str, torch.device],
+        "compile": ["boolean"],
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -419,6 +420,7 @@ class BaseFlowEstimator(BaseEstimator):
             tol=self.tol,
             verbose=int(self.verbose),
             eval_chunk=eval_chunk,
+            compile=self.compile,
         )
 
     # ------------------------------------------------------------------ running the flow

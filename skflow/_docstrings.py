@@ -78,6 +78,14 @@ FLOW_PARAMETERS = """\
         that grid.
     device : {"auto", "cpu", "cuda", "cuda:N"} or torch.device, default="auto"
         Where to train: "auto" uses a GPU when CUDA is available, otherwise the CPU.
+    compile : bool, default=False
+        Run the training loss through ``torch.compile``, which fuses the flow's many small
+        kernels. On the CPU it trained 1.5-2.4x faster per epoch in the speed benchmark
+        (``docs/benchmarks.md``), but compiling takes 10-35 s the first time a process meets
+        an architecture (faster once torch's on-disk cache has it; later fits of the same
+        architecture in the process reuse it), so it pays on long fits and large data, not
+        on a fit of a few seconds. Results match ``compile=False`` to float rounding. If
+        compilation fails (no C++ compiler, say), the fit warns and trains uncompiled.
     n_jobs : int or None, default=None
         Torch threads used while fitting and predicting on the CPU. None means 1, which is
         fastest for the small kernels of a flow and never oversubscribes the cores when

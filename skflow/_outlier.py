@@ -127,6 +127,7 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
         tol: float = 1e-4,
         discrete_features="auto",
         device="auto",
+        compile: bool = False,
         n_jobs: int | None = None,
         random_state=None,
         verbose: int = 0,
@@ -152,6 +153,7 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
         self.tol = tol
         self.discrete_features = discrete_features
         self.device = device
+        self.compile = compile
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose

@@ -47,8 +47,8 @@ class FlowOverSampler(OneToOneFeatureMixin, BaseFlowEstimator):
         the first in sorted order.
     coupling, n_transforms, hidden_layer_sizes, n_bins, tail_bound, mixing, max_iter, \
 batch_size, learning_rate_init, weight_decay, dropout, input_dropout, early_stopping, \
-validation_fraction, n_iter_no_change, tol, discrete_features, device, n_jobs, random_state, \
-verbose, warm_start
+validation_fraction, n_iter_no_change, tol, discrete_features, device, compile, n_jobs, \
+random_state, verbose, warm_start
         The parameters of the :class:`FlowSampler` that is fitted (same meaning and defaults);
         ``random_state`` also seeds the generated rows.
     class_weight : dict, "balanced" or None, default="balanced"
@@ -140,6 +140,7 @@ verbose, warm_start
         tol: float = 1e-4,
         discrete_features="auto",
         device="auto",
+        compile: bool = False,
         n_jobs: int | None = None,
         random_state=None,
         verbose: int = 0,
@@ -167,6 +168,7 @@ verbose, warm_start
         self.tol = tol
         self.discrete_features = discrete_features
         self.device = device
+        self.compile = compile
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose

@@ -153,6 +153,7 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         tol: float = 1e-4,
         discrete_features="auto",
         device="auto",
+        compile: bool = False,
         n_jobs: int | None = None,
         random_state=None,
         verbose: int = 0,
@@ -177,6 +178,7 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         self.tol = tol
         self.discrete_features = discrete_features
         self.device = device
+        self.compile = compile
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from ._averaging import ParameterAverage
 from ._chunking import MAX_CHUNK_ROWS
+from ._compiled_loss import TrainingLoss
 from ._flat_parameters import FlatParameters
 from .flows import Flow
 
@@ -50,6 +51,7 @@ class TrainingConfig:
     tol: float
     verbose: int = 0
     eval_chunk: int = MAX_CHUNK_ROWS  # rows per validation chunk (see ``_chunking``)
+    compile: bool = False  # full-size batches' loss through torch.compile (``_compiled_loss``)
 
 
 @dataclass
@@ -214,6 +216,7 @@ def train_flow(
         init = _initialisation_rows(train, generator).dequantized(noise_generator)
         flow.initialize(init.x, init.context)
     flow.train()
+    flow.remember_initialized()
     # One flat tensor for the parameters and one for the gradients during this run: zeroing,
     # clipping, the optimiser step, the average and the snapshots are then one kernel each.
     flat = FlatParameters(flow)
@@ -242,6 +245,7 @@ def _optimise(
     order_generator, noise_generator = generators
     n_rows = len(train)
     batch_size = min(config.batch_size, n_rows)
+    loss_of = TrainingLoss(mean_nll, batch_size, config.compile)
     optimizer = _adamw([flat.parameter], config.learning_rate_init, config.weight_decay)
     # Halve the step size when the monitored loss stalls for a third of the stopping patience.
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -282,7 +286,7 @@ def _optimise(
         epoch_loss = torch.zeros((), device=train.x.device)
         for start in range(0, n_rows, batch_size):
             batch = train.take(order[start : start + batch_size]).dequantized(noise_generator)
-            loss = mean_nll(flow, batch)
+            loss = loss_of(flow, batch)
             if step < warmup_steps:
                 for group in optimizer.param_groups:
                     group["lr"] = config.learning_rate_init * (step + 1) / warmup_steps

@@ -1,0 +1,82 @@
+"""The training loss through ``torch.compile``: the estimators' ``compile=True``.
+
+A training step of a small flow is a few hundred small kernels, each paying a fixed dispatch
+cost (at d = 2 the spline alone runs about 90 aten operations forward and 130 backward per
+coupling). Inductor fuses the element-wise ones into a handful of generated loops. On one
+CPU thread, the speed benchmark's flow (4 spline couplings, (64, 64) conditioners, 512-row
+batches) took 2.8 ms per step compiled against 6.3 ms eager at d = 2, 6.4 against 12.0 ms at
+d = 16 and 20 against 29 ms at d = 64. Compiling costs 20-35 s per architecture the first
+time and a few seconds once inductor's on-disk cache holds it, so it pays on long fits only,
+and it is off by default.
+
+Only full-size batches run compiled (``dynamic=False``: one graph, no recompilation for the
+last, shorter batch of an epoch, which runs eagerly). The compiled function is made once per
+process, so every fit of the same architecture reuses the same graph, including the folds and
+candidates of a grid search. If compilation fails (no C++ compiler, an unsupported Python),
+the fit warns once and carries on eagerly.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable
+
+import torch
+
+# Errors that mean "this could not be compiled", as opposed to an error in the model or data,
+# which must propagate unchanged.
+try:
+    from torch._dynamo.exc import TorchDynamoException as _CompileError
+except ImportError:  # pragma: no cover - torch builds without dynamo
+    _CompileError = RuntimeError
+
+
+@functools.cache
+def _compiled(loss: Callable) -> Callable:
+    # One wrapper per loss function and process: dynamo keeps its graphs per wrapped function,
+    # so a new wrapper per fit would compile every fit afresh.
+    return torch.compile(loss, dynamic=False)
+
+
+class TrainingLoss:
+    """Call ``loss(flow, batch)``, compiled for batches of ``batch_size`` rows if asked.
+
+    Parameters
+    ----------
+    loss : callable
+        ``loss(flow, batch) -> scalar tensor``, the eager training loss.
+    batch_size : int
+        The rows of a full batch; other batch sizes run eagerly.
+    compile : bool
+        Whether to use ``torch.compile`` at all.
+    """
+
+    def __init__(self, loss: Callable, batch_size: int, compile: bool) -> None:
+        self.loss = loss
+        self.batch_size = batch_size
+        self.compiled: Callable | None = None
+        if compile:
+            try:
+                self.compiled = _compiled(loss)
+            except RuntimeError as error:  # e.g. dynamo does not support this Python
+                self._give_up(error)
+
+    def __call__(self, flow, batch) -> torch.Tensor:
+        if self.compiled is None or batch.x.shape[0] != self.batch_size:
+            return self.loss(flow, batch)
+        try:
+            return self.compiled(flow, batch)
+        except _CompileError as error:
+            self._give_up(error)
+            return self.loss(flow, batch)
+
+    def _give_up(self, error: Exception) -> None:
+        self.compiled = None
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        warnings.warn(
+            f"skflow: torch.compile failed ({type(error).__name__}: {first_line}); "
+            "training continues without it (compile=False).",
+            RuntimeWarning,
+            stacklevel=2,
+        )

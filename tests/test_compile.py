@@ -1,0 +1,131 @@
+"""``compile=True``: the training loss through torch.compile.
+
+Each new architecture costs torch.compile 10-30 s on the CI machine, so these tests use
+few, tiny flows. Every test resets dynamo first: its caches are per process, and a test
+must not pass on graphs (or fail on a recompilation limit) left by another.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch._dynamo.utils import counters
+
+import skflow._compiled_loss as compiled_loss
+from skflow import FlowDensity, FlowSampler
+from skflow.flows import BitDropout
+
+TINY = dict(
+    n_transforms=2,
+    hidden_layer_sizes=(16,),
+    n_bins=4,
+    batch_size=128,
+    max_iter=2,
+    early_stopping=False,
+    dropout=0.2,
+    device="cpu",
+    random_state=0,
+)
+
+
+@pytest.fixture(autouse=True)
+def fresh_dynamo():
+    torch._dynamo.reset()
+    counters.clear()
+    yield
+    torch._dynamo.reset()
+
+
+def _fit_quietly(estimator, *args):
+    with warnings.catch_warnings():
+        # Two epochs do not converge; that is not what these tests are about.
+        warnings.simplefilter("ignore", category=UserWarning)
+        warnings.filterwarnings("ignore", message=".*max_iter.*")
+        return estimator.fit(*args)
+
+
+def _data(seed=0, n=512):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3)) @ np.array([[1.0, 0.5, 0.0], [0.0, 1.0, 0.3], [0.0, 0.0, 0.4]])
+    y = (X[:, 0] > 0.5).astype(int)
+    return X, y
+
+
+@pytest.mark.parametrize("estimator_class", [FlowDensity, FlowSampler])
+def test_compiled_fit_matches_eager_and_runs_as_one_graph(estimator_class):
+    X, y = _data()
+    args = (X,) if estimator_class is FlowDensity else (X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no silent fallback to eager
+        compiled = _fit_quietly(estimator_class(compile=True, **TINY), *args)
+    # One graph for the whole loss: a graph break (a tensor read as a Python bool, an
+    # unsupported operation) would split it into pieces and lose most of the gain.
+    assert counters["stats"]["unique_graphs"] == 1
+    assert dict(counters["graph_break"]) == {}
+    eager = _fit_quietly(estimator_class(compile=False, **TINY), *args)
+    # Same batches, same dropout masks: the fits differ by float rounding only.
+    np.testing.assert_allclose(compiled.loss_curve_, eager.loss_curve_, rtol=1e-4)
+    scored = [part[:50] for part in args]
+    np.testing.assert_allclose(
+        compiled.score_samples(*scored), eager.score_samples(*scored), rtol=1e-3, atol=1e-3
+    )
+
+
+def test_second_fit_of_an_architecture_reuses_the_graph():
+    X, _ = _data()
+    _fit_quietly(FlowDensity(compile=True, **TINY), X)
+    _fit_quietly(FlowDensity(compile=True, **{**TINY, "random_state": 1}), X[::-1].copy())
+    assert counters["stats"]["unique_graphs"] == 1
+
+
+def test_failed_compilation_warns_and_trains_uncompiled(monkeypatch):
+    def broken(loss):
+        def compiled(*args):
+            raise torch._dynamo.exc.TorchDynamoException("no C++ compiler found")
+
+        return compiled
+
+    monkeypatch.setattr(compiled_loss, "_compiled", broken)
+    X, _ = _data()
+    with pytest.warns(RuntimeWarning, match="torch.compile failed.*no C\\+\\+ compiler"):
+        fallback = _fit_quietly(FlowDensity(compile=True, **TINY), X)
+    eager = _fit_quietly(FlowDensity(compile=False, **TINY), X)
+    np.testing.assert_array_equal(fallback.loss_curve_, eager.loss_curve_)
+
+
+def test_model_errors_are_not_mistaken_for_compilation_failures(monkeypatch):
+    def broken(loss):
+        def compiled(*args):
+            raise ValueError("a problem in the model")
+
+        return compiled
+
+    monkeypatch.setattr(compiled_loss, "_compiled", broken)
+    with pytest.raises(ValueError, match="a problem in the model"):
+        _fit_quietly(FlowDensity(compile=True, **TINY), _data()[0])
+
+
+def test_bit_dropout_under_compile_keeps_one_mask_per_layer_and_in_backward():
+    torch.manual_seed(0)
+    first, second = BitDropout(0.25).train(), BitDropout(0.25).train()
+    weights = torch.randn(2, 50_000)
+
+    @torch.compile
+    def loss(x):
+        out = torch.stack([first(x), second(x)])
+        return (out * weights).sum(), out
+
+    x = torch.ones(50_000, requires_grad=True)
+    value, out = loss(x)
+    value.backward()
+    masks = out.detach()
+    # Keep rate and scale as in eager mode (50,000 draws: standard error 2e-3).
+    assert float((masks == 0).double().mean()) == pytest.approx(0.25, abs=1e-2)
+    np.testing.assert_allclose(masks[masks != 0], first.scale)
+    # Each layer draws its own mask (the compiler must not merge the two calls) ...
+    assert float((masks[0] != masks[1]).double().mean()) > 0.3
+    # ... and the backward pass uses the forward's masks, not fresh draws.
+    torch.testing.assert_close(x.grad, (weights * masks).sum(dim=0))
