@@ -11,9 +11,9 @@ and it is off by default.
 
 Only full-size batches run compiled (``dynamic=False``: one graph, no recompilation for the
 last, shorter batch of an epoch, which runs eagerly). The compiled function is made once per
-process, so every fit of the same architecture reuses the same graph, including the folds and
-candidates of a grid search. If compilation fails (no C++ compiler, an unsupported Python),
-the fit warns once and carries on eagerly.
+process, so every fit of the same architecture reuses the same graph, including the folds of
+a grid search, and up to 64 architectures (candidates) keep their graphs. If compilation
+fails (no C++ compiler, an unsupported Python), the fit warns once and carries on eagerly.
 """
 
 from __future__ import annotations
@@ -30,6 +30,12 @@ try:
     from torch._dynamo.exc import TorchDynamoException as _CompileError
 except ImportError:  # pragma: no cover - torch builds without dynamo
     _CompileError = RuntimeError
+
+
+# Dynamo keeps at most ``recompile_limit`` (8) graphs per compiled function and runs the rest
+# eagerly. Every architecture, batch size and dropout rate is a graph of its own here, so a
+# grid search would soon stop compiling; the limit is raised while skflow's loss runs.
+_GRAPHS_PER_PROCESS = 64
 
 
 @functools.cache
@@ -66,7 +72,8 @@ class TrainingLoss:
         if self.compiled is None or batch.x.shape[0] != self.batch_size:
             return self.loss(flow, batch)
         try:
-            return self.compiled(flow, batch)
+            with torch._dynamo.config.patch(recompile_limit=_GRAPHS_PER_PROCESS):
+                return self.compiled(flow, batch)
         except _CompileError as error:
             self._give_up(error)
             return self.loss(flow, batch)
