@@ -5,7 +5,7 @@ cost (at d = 2 the spline alone runs about 90 aten operations forward and 130 ba
 coupling). Inductor fuses the element-wise ones into a handful of generated loops. On one
 CPU thread, the speed benchmark's flow (4 spline couplings, (64, 64) conditioners, 512-row
 batches) took 2.8 ms per step compiled against 6.3 ms eager at d = 2, 6.4 against 12.0 ms at
-d = 16 and 20 against 29 ms at d = 64. Compiling costs 20-35 s per architecture the first
+d = 16 and 20 against 29 ms at d = 64. Compiling costs 25-45 s per architecture the first
 time and a few seconds once inductor's on-disk cache holds it, so it pays on long fits only,
 and it is off by default.
 

@@ -80,11 +80,12 @@ FLOW_PARAMETERS = """\
         Where to train: "auto" uses a GPU when CUDA is available, otherwise the CPU.
     compile : bool, default=False
         Run the training loss through ``torch.compile``, which fuses the flow's many small
-        kernels. On the CPU it trained 1.5-2.4x faster per epoch in the speed benchmark
-        (``docs/benchmarks.md``), but compiling takes 10-35 s the first time a process meets
-        an architecture (faster once torch's on-disk cache has it; later fits of the same
-        architecture in the process reuse it), so it pays on long fits and large data, not
-        on a fit of a few seconds. Results match ``compile=False`` to float rounding. If
+        kernels into a few generated loops. On one CPU thread an epoch ran 1.4-2.3x faster
+        (``docs/benchmarks.md``, "compile=True"), but compiling takes 25-45 s the first time
+        a process meets an architecture (less once torch's on-disk cache holds it; later fits
+        of the same architecture in the process reuse it). It pays for fits longer than a
+        few minutes and for repeated fits of one architecture (grid-search folds), not for
+        a fit of half a minute. Results match ``compile=False`` to float rounding. If
         compilation fails (no C++ compiler, say), the fit warns and trains uncompiled.
     n_jobs : int or None, default=None
         Torch threads used while fitting and predicting on the CPU. None means 1, which is

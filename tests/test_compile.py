@@ -7,6 +7,7 @@ must not pass on graphs (or fail on a recompilation limit) left by another.
 
 from __future__ import annotations
 
+import pickle
 import warnings
 
 import numpy as np
@@ -72,17 +73,20 @@ def test_compiled_fit_matches_eager_and_runs_as_one_graph(estimator_class):
     np.testing.assert_allclose(
         compiled.score_samples(*scored), eager.score_samples(*scored), rtol=1e-3, atol=1e-3
     )
+    # The compiled function is not part of the fitted estimator: it pickles like any other.
+    restored = pickle.loads(pickle.dumps(compiled))
+    np.testing.assert_array_equal(restored.score_samples(*scored), compiled.score_samples(*scored))
 
 
-def test_fits_reuse_the_graph_of_their_architecture_and_compile_new_ones(monkeypatch):
+def test_fits_reuse_the_graph_of_their_architecture_and_compile_new_ones():
     X, _ = _data()
     _fit_quietly(FlowDensity(compile=True, **TINY), X)
     _fit_quietly(FlowDensity(compile=True, **{**TINY, "random_state": 1}), X[::-1].copy())
     assert counters["stats"]["unique_graphs"] == 1
     # torch's own limit of graphs per compiled function (8) would leave later candidates of
     # a grid search uncompiled; skflow raises it while its loss runs.
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
-    _fit_quietly(FlowDensity(compile=True, **{**TINY, "hidden_layer_sizes": (8,)}), X)
+    with torch._dynamo.config.patch(recompile_limit=1):
+        _fit_quietly(FlowDensity(compile=True, **{**TINY, "hidden_layer_sizes": (8,)}), X)
     assert counters["stats"]["unique_graphs"] == 2
 
 
