@@ -36,6 +36,10 @@ except ImportError:  # pragma: no cover - torch builds without dynamo
 # eagerly. Every architecture, batch size and dropout rate is a graph of its own here, so a
 # grid search would soon stop compiling; the limit is raised while skflow's loss runs.
 _GRAPHS_PER_PROCESS = 64
+# The setting's name before torch 2.6 was ``cache_size_limit``.
+_LIMIT_SETTING = (
+    "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
+)
 
 
 @functools.cache
@@ -72,7 +76,7 @@ class TrainingLoss:
         if self.compiled is None or batch.x.shape[0] != self.batch_size:
             return self.loss(flow, batch)
         try:
-            with torch._dynamo.config.patch(recompile_limit=_GRAPHS_PER_PROCESS):
+            with torch._dynamo.config.patch(**{_LIMIT_SETTING: _GRAPHS_PER_PROCESS}):
                 return self.compiled(flow, batch)
         except _CompileError as error:
             self._give_up(error)

@@ -41,16 +41,30 @@ def _scaled_keep_mask(like: torch.Tensor, threshold: int, scale: float) -> torch
 # arguments are the same graph nodes (its list of random operators to leave alone is fixed),
 # so each call is given a fresh ``empty_like`` tensor, which it never merges; the
 # seeded-random tag keeps the operator from being re-run in the backward pass.
-@torch.library.custom_op(
-    "skflow::scaled_keep_mask", mutates_args=(), tags=(torch.Tag.nondeterministic_seeded,)
+def _register_mask_operator():
+    """The operator for compiled graphs; torch builds before 2.4 have no ``custom_op`` and
+    trace the plain function instead (correct, but slower when compiled)."""
+    if not hasattr(torch.library, "custom_op"):
+        return _scaled_keep_mask
+
+    @torch.library.custom_op(
+        "skflow::scaled_keep_mask", mutates_args=(), tags=(torch.Tag.nondeterministic_seeded,)
+    )
+    def scaled_keep_mask(like: torch.Tensor, threshold: int, scale: float) -> torch.Tensor:
+        return _scaled_keep_mask(like, threshold, scale)
+
+    @scaled_keep_mask.register_fake
+    def _(like: torch.Tensor, threshold: int, scale: float) -> torch.Tensor:
+        return torch.empty_like(like)
+
+    return scaled_keep_mask
+
+
+_scaled_keep_mask_op = _register_mask_operator()
+# ``torch.compiler.is_compiling`` is new in torch 2.3; older builds only have dynamo's.
+_is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None) or (
+    lambda: torch._dynamo.is_compiling()
 )
-def _scaled_keep_mask_op(like: torch.Tensor, threshold: int, scale: float) -> torch.Tensor:
-    return _scaled_keep_mask(like, threshold, scale)
-
-
-@_scaled_keep_mask_op.register_fake
-def _(like: torch.Tensor, threshold: int, scale: float) -> torch.Tensor:
-    return torch.empty_like(like)
 
 
 class BitDropout(nn.Module):
@@ -81,7 +95,7 @@ class BitDropout(nn.Module):
             return inputs
         if inputs.device.type != "cpu":
             return F.dropout(inputs, self.p, training=True)
-        if torch.compiler.is_compiling():
+        if _is_compiling():
             mask = _scaled_keep_mask_op(torch.empty_like(inputs), self.threshold, self.scale)
         else:
             # The plain function: it skips the operator's few microseconds of dispatch. The
