@@ -25,15 +25,21 @@ def _set(layer: torch.nn.Linear, value: float) -> None:
         layer.bias.fill_(value)
 
 
-def test_equal_weights_until_the_span_then_exponential():
+def test_polynomial_decay_weights_until_the_span_then_exponential():
     layer = _module(0.0)
     average = ParameterAverage(layer, span=1000)
-    for value in (1.0, 2.0, 3.0):
+    values = [1.0, 2.0, 3.0, 4.0, 5.0]
+    for value in values:
         _set(layer, value)
         average.update()
+    # Iterate k (k = 0 is the starting point, 0.0) weighs in proportion to (k+1)(k+2)(k+3).
+    iterates = np.arange(0, 6)
+    cubic = iterates + 1.0
+    cubic = cubic * (iterates + 2) * (iterates + 3)
+    expected = float(np.sum(cubic * np.array([0.0, *values])) / cubic.sum())
+    assert expected == pytest.approx(4.0625)  # far closer to the last value than the mean 2.5
     with average.applied():
-        # The starting point counts: mean of 0, 1, 2, 3.
-        assert torch.allclose(layer.weight, torch.full_like(layer.weight, 1.5))
+        assert torch.allclose(layer.weight, torch.full_like(layer.weight, expected))
     layer = _module(0.0)
     short = ParameterAverage(layer, span=2)
     for _ in range(40):
@@ -48,9 +54,9 @@ def test_applied_swaps_in_the_average_and_restores_the_live_weights():
     layer = _module(0.0)
     average = ParameterAverage(layer, span=10)
     _set(layer, 2.0)
-    average.update()  # average = (0 + 2) / 2
+    average.update()  # average = 0.2 * 0 + 0.8 * 2
     with average.applied():
-        assert torch.allclose(layer.weight, torch.ones_like(layer.weight))
+        assert torch.allclose(layer.weight, torch.full_like(layer.weight, 1.6))
     assert torch.allclose(layer.weight, torch.full_like(layer.weight, 2.0))
     with pytest.raises(RuntimeError), average.applied():
         raise RuntimeError("the live weights must come back even on an error")
@@ -65,9 +71,9 @@ def test_state_round_trip():
     average.update()
     average.load_state(saved)
     _set(layer, 2.0)
-    average.update()  # counts as the first update again: (0 + 2) / 2
+    average.update()  # counts as the first update again: 0.2 * 0 + 0.8 * 2
     with average.applied():
-        assert torch.allclose(layer.bias, torch.ones_like(layer.bias))
+        assert torch.allclose(layer.bias, torch.full_like(layer.bias, 1.6))
 
 
 @pytest.mark.parametrize("early_stopping", [False, True])
