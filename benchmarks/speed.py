@@ -47,7 +47,8 @@ What each timing includes:
   defaults apart from the architecture; preprocessing, initialisation and its per-epoch
   validation included) or from building the peer's model, to the end of the first epoch
   whose test NLL is at most ``entropy + delta``. The test NLL is computed after every epoch
-  for every library and its cost is excluded from the clock.
+  for every library and its cost is excluded from the clock. Each library runs
+  ``--nll-rounds`` times, interleaved with the others, and the fastest run counts.
 * scikit-learn: ``KernelDensity(bandwidth="scott")`` and ``GaussianMixture(8, "full")``
   fit on the training rows and ``score_samples`` on the score rows (standardised data).
 
@@ -115,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=list(NLL_TASKS), help="time-to-NLL datasets (none to skip)")
     p.add_argument("--nll-cap", type=float, default=None,
                    help="seconds allowed to reach the target NLL (default 120)")
+    p.add_argument("--nll-rounds", type=int, default=None,
+                   help="time-to-NLL runs per library, interleaved; the fastest counts "
+                        "(default 3; a library that misses the target is not rerun)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--device", default="cpu",
                    help="torch device for every flow library, e.g. cuda (default cpu)")
@@ -132,6 +136,7 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
         "epochs": 1 if quick else 2,
         "repeats": 1 if quick else 2,
         "nll_cap": 15.0 if quick else 120.0,
+        "nll_rounds": 1 if quick else 3,
     }
     for key, value in defaults.items():
         if getattr(args, key) is None:
@@ -511,6 +516,21 @@ def time_to_nll_peer(lib, X, X_test, target, cap, args) -> dict:
             return _nll_result(curve, target)
 
 
+def _fastest_round(kept: dict | None, new: dict) -> dict:
+    """Of two time-to-NLL runs, the one that reached the target sooner; all times are kept.
+
+    Each run is a single timing of a few seconds, which a busy neighbour on this virtual
+    machine can stretch by a third (zuko-coupling's 11 epochs took 2.6-3.8 s between
+    otherwise identical runs), so the report takes the fastest, as the throughputs do.
+    """
+    seconds = ([] if kept is None else kept["round_seconds"]) + [new["seconds"]]
+    best = new
+    if kept is not None and kept["seconds"] is not None:
+        if new["seconds"] is None or kept["seconds"] <= new["seconds"]:
+            best = kept
+    return {**best, "round_seconds": seconds}
+
+
 def _nll_result(curve: list[tuple[float, float]], target: float) -> dict:
     reached = [t for t, nll in curve if nll <= target]
     return {
@@ -741,7 +761,9 @@ def write_report(results: dict, args, path: Path) -> None:
             "stopping, warm-up, "
             "AdamW, preprocessing and initialisation on the clock); peers: the documented loop "
             "on standardised data. Seconds to the end of the first epoch at or below the "
-            f"target; test-NLL evaluation off the clock; cap {args.nll_cap:.0f} s.",
+            f"target; test-NLL evaluation off the clock; cap {args.nll_cap:.0f} s. Fastest of "
+            f"{args.nll_rounds} interleaved runs per library (the range of all runs in "
+            "brackets); a library that misses the target runs once.",
             "",
             "| dataset | target | " + " | ".join(table_libs) + " | skflow / best peer |",
             "|---|---|" + "---|" * (len(table_libs) + 1),
@@ -751,7 +773,9 @@ def write_report(results: dict, args, path: Path) -> None:
             for lib in table_libs:
                 r = per["libs"].get(lib, {})
                 if r.get("seconds") is not None:
-                    cells.append(f"{r['seconds']:.1f} s ({r['epochs']} ep)")
+                    runs = [t for t in r.get("round_seconds", [r["seconds"]]) if t is not None]
+                    spread = f"; {min(runs):.1f}-{max(runs):.1f} s" if len(runs) > 1 else ""
+                    cells.append(f"{r['seconds']:.1f} s ({r['epochs']} ep{spread})")
                 else:
                     cells.append(f"not reached (best {_fmt(r.get('best_nll'), 3)} "
                                  f"in {_fmt(r.get('elapsed'), 0)} s)")
@@ -846,16 +870,20 @@ def main(argv: list[str] | None = None) -> None:
         delta = NLL_TASKS[name]
         target = entropy + delta
         per = {"entropy": entropy, "delta": delta, "target": target, "libs": {}}
-        for lib in args.libs:
-            if lib == "skflow-compiled":
-                continue  # its compile time alone exceeds the other libraries' times here
-            if lib == "skflow":
-                r = time_to_nll_skflow(X, X_test, target, args.nll_cap, args)
-            else:
-                r = time_to_nll_peer(lib, X, X_test, target, args.nll_cap, args)
-            per["libs"][lib] = r
-            print(f"{name} {lib}: reached={r['seconds']} epochs={r['epochs']} "
-                  f"best={r['best_nll']} target={target:.3f}", flush=True)
+        # skflow-compiled is left out: its compile time alone exceeds the others' times here.
+        racing = [lib for lib in args.libs if lib != "skflow-compiled"]
+        for round_ in range(args.nll_rounds):
+            for lib in racing:
+                if round_ and per["libs"][lib]["seconds"] is None:
+                    continue  # missed the target at the cap; the same run again would too
+                if lib == "skflow":
+                    r = time_to_nll_skflow(X, X_test, target, args.nll_cap, args)
+                else:
+                    r = time_to_nll_peer(lib, X, X_test, target, args.nll_cap, args)
+                per["libs"][lib] = _fastest_round(per["libs"].get(lib), r)
+                print(f"{name} round {round_ + 1} {lib}: reached={r['seconds']} "
+                      f"epochs={r['epochs']} best={r['best_nll']} target={target:.3f}",
+                      flush=True)
         results["time_to_nll"][name] = per
 
     results["wall_s"] = time.perf_counter() - t0
