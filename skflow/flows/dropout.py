@@ -42,10 +42,15 @@ def _scaled_keep_mask(like: torch.Tensor, threshold: int, scale: float) -> torch
 # so each call is given a fresh ``empty_like`` tensor, which it never merges; the
 # seeded-random tag keeps the operator from being re-run in the backward pass.
 def _register_mask_operator():
-    """The operator for compiled graphs; torch builds before 2.4 have no ``custom_op`` and
-    trace the plain function instead (correct, but slower when compiled)."""
+    """The operator for compiled graphs.
+
+    torch builds before 2.4 have no ``custom_op``; there the plain function runs outside the
+    graph (a graph break on each side). Traced, it would not even compile on torch 2.2, whose
+    graph code generator writes its ``random_`` overload as ``aten.random.from``, a syntax
+    error.
+    """
     if not hasattr(torch.library, "custom_op"):
-        return _scaled_keep_mask
+        return torch._dynamo.disable(_scaled_keep_mask)
 
     @torch.library.custom_op(
         "skflow::scaled_keep_mask", mutates_args=(), tags=(torch.Tag.nondeterministic_seeded,)
