@@ -13,7 +13,8 @@ Only full-size batches run compiled (``dynamic=False``: one graph, no recompilat
 last, shorter batch of an epoch, which runs eagerly). The compiled function is made once per
 process, so every fit of the same architecture reuses the same graph, including the folds of
 a grid search, and up to 64 architectures (candidates) keep their graphs. If compilation
-fails (no C++ compiler, an unsupported Python), the fit warns once and carries on eagerly.
+fails (no C++ compiler, an unsupported Python, a compiler bug), the fit warns once and carries
+on eagerly.
 """
 
 from __future__ import annotations
@@ -23,14 +24,6 @@ import warnings
 from collections.abc import Callable
 
 import torch
-
-# Errors that mean "this could not be compiled", as opposed to an error in the model or data,
-# which must propagate unchanged.
-try:
-    from torch._dynamo.exc import TorchDynamoException as _CompileError
-except ImportError:  # pragma: no cover - torch builds without dynamo
-    _CompileError = RuntimeError
-
 
 # Dynamo keeps at most ``recompile_limit`` (8) graphs per compiled function and runs the rest
 # eagerly. Every architecture, batch size and dropout rate is a graph of its own here, so a
@@ -50,7 +43,8 @@ def _compiled(loss: Callable) -> Callable:
 
 
 class TrainingLoss:
-    """Call ``loss(flow, batch)``, compiled for batches of ``batch_size`` rows if asked.
+    """``loss(flow, batch)`` and its gradients, compiled for batches of ``batch_size`` rows if
+    asked.
 
     Parameters
     ----------
@@ -75,15 +69,32 @@ class TrainingLoss:
             except RuntimeError as error:  # e.g. dynamo does not support this Python
                 self._give_up(error)
 
-    def __call__(self, flow, batch) -> torch.Tensor:
+    def value_and_grad(self, flow, batch, zero_grad: Callable[[], None]) -> torch.Tensor:
+        """The loss of ``batch``, after ``zero_grad()`` and with its gradients accumulated.
+
+        The backward pass is part of the call because torch may compile the backward graph
+        only when it first runs (torch 2.2 does), and its compiler's failures then come out of
+        ``backward()`` as whatever the compiler raised (an ``AssertionError`` in inductor's
+        code generator, for one), not as dynamo's exceptions. So a failing compiled step is
+        run again eagerly: if that works, the compiler was at fault and the fit warns and goes
+        on eagerly; an error of the model or data is raised by the eager run itself.
+        """
+        zero_grad()
         if self.compiled is None or batch.x.shape[0] != self.batch_size:
-            return self.loss(flow, batch)
+            loss = self.loss(flow, batch)
+            loss.backward()
+            return loss
         try:
             with self._graph_limit:
-                return self.compiled(flow, batch)
-        except _CompileError as error:
-            self._give_up(error)
-            return self.loss(flow, batch)
+                loss = self.compiled(flow, batch)
+            loss.backward()
+            return loss
+        except Exception as compile_error:
+            zero_grad()
+            loss = self.loss(flow, batch)
+            loss.backward()
+            self._give_up(compile_error)
+            return loss
 
     def _give_up(self, error: Exception) -> None:
         self.compiled = None

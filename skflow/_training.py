@@ -286,13 +286,11 @@ def _optimise(
         epoch_loss = torch.zeros((), device=train.x.device)
         for start in range(0, n_rows, batch_size):
             batch = train.take(order[start : start + batch_size]).dequantized(noise_generator)
-            loss = loss_of(flow, batch)
+            loss = loss_of.value_and_grad(flow, batch, flat.zero_grad)
             if step < warmup_steps:
                 for group in optimizer.param_groups:
                     group["lr"] = config.learning_rate_init * (step + 1) / warmup_steps
             step += 1
-            flat.zero_grad()
-            loss.backward()
             flat.clip_grad_norm_(MAX_GRAD_NORM)
             optimizer.step()
             average.update()

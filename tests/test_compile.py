@@ -18,6 +18,7 @@ import torch
 from torch._dynamo.utils import counters
 
 import skflow._compiled_loss as compiled_loss
+import skflow._training as training
 from skflow import FlowDensity, FlowSampler
 from skflow.flows import BitDropout
 
@@ -33,6 +34,10 @@ TINY = dict(
     random_state=0,
 )
 
+
+# torch builds before 2.4 have no custom operators, so the dropout mask runs outside the
+# compiled graph there (see ``skflow.flows.dropout``): the loss is then several graphs.
+MASK_IN_GRAPH = hasattr(torch.library, "custom_op")
 
 # Inductor's CPU backend builds C++; without a compiler only the fallback can be tested.
 needs_compiler = pytest.mark.skipif(
@@ -75,8 +80,9 @@ def test_compiled_fit_matches_eager_and_runs_as_one_graph(estimator_class):
         compiled = _fit_quietly(estimator_class(compile=True, **TINY), *args)
     # One graph for the whole loss: a graph break (a tensor read as a Python bool, an
     # unsupported operation) would split it into pieces and lose most of the gain.
-    assert counters["stats"]["unique_graphs"] == 1
-    assert dict(counters["graph_break"]) == {}
+    if MASK_IN_GRAPH:
+        assert counters["stats"]["unique_graphs"] == 1
+        assert dict(counters["graph_break"]) == {}
     eager = _fit_quietly(estimator_class(compile=False, **TINY), *args)
     # Same batches, same dropout masks: the fits differ by float rounding only.
     np.testing.assert_allclose(compiled.loss_curve_, eager.loss_curve_, rtol=1e-4)
@@ -94,12 +100,17 @@ def test_fits_reuse_the_graph_of_their_architecture_and_compile_new_ones():
     X, _ = _data()
     _fit_quietly(FlowDensity(compile=True, **TINY), X)
     _fit_quietly(FlowDensity(compile=True, **{**TINY, "random_state": 1}), X[::-1].copy())
-    assert counters["stats"]["unique_graphs"] == 1
+    graphs_of_one_architecture = counters["stats"]["unique_graphs"]
+    if MASK_IN_GRAPH:
+        # Split at every dropout mask (torch < 2.4), the pieces are not reused across fits.
+        assert graphs_of_one_architecture == 1
     # torch's own limit of graphs per compiled function (8) would leave later candidates of
     # a grid search uncompiled; skflow raises it while its loss runs.
-    with torch._dynamo.config.patch(recompile_limit=1):
+    with torch._dynamo.config.patch(compiled_loss._LIMIT_SETTING, 1):
         _fit_quietly(FlowDensity(compile=True, **{**TINY, "hidden_layer_sizes": (8,)}), X)
-    assert counters["stats"]["unique_graphs"] == 2
+    assert counters["stats"]["unique_graphs"] > graphs_of_one_architecture
+    if MASK_IN_GRAPH:
+        assert counters["stats"]["unique_graphs"] == 2
 
 
 def test_failed_compilation_warns_and_trains_uncompiled(monkeypatch):
@@ -117,16 +128,47 @@ def test_failed_compilation_warns_and_trains_uncompiled(monkeypatch):
     np.testing.assert_array_equal(fallback.loss_curve_, eager.loss_curve_)
 
 
-def test_model_errors_are_not_mistaken_for_compilation_failures(monkeypatch):
+class _BackwardCompilerBug(torch.autograd.Function):
+    """The identity, whose backward fails the way torch 2.2's lazily compiled backward did."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise AssertionError("tmp4")  # inductor's C++ code generator, in torch 2.2
+
+
+def test_compiler_failure_in_the_backward_pass_falls_back_to_eager(monkeypatch):
     def broken(loss):
         def compiled(*args):
-            raise ValueError("a problem in the model")
+            return _BackwardCompilerBug.apply(loss(*args))
 
         return compiled
 
     monkeypatch.setattr(compiled_loss, "_compiled", broken)
-    with pytest.raises(ValueError, match="a problem in the model"):
-        _fit_quietly(FlowDensity(compile=True, **TINY), _data()[0])
+    X, _ = _data()
+    deterministic = {**TINY, "dropout": 0.0, "input_dropout": 0.0}
+    with pytest.warns(RuntimeWarning, match="torch.compile failed.*AssertionError: tmp4"):
+        fallback = _fit_quietly(FlowDensity(compile=True, **deterministic), X)
+    eager = _fit_quietly(FlowDensity(compile=False, **deterministic), X)
+    # The failed step is redone eagerly from zeroed gradients: the fit is the eager one.
+    np.testing.assert_array_equal(fallback.loss_curve_, eager.loss_curve_)
+
+
+def test_model_errors_are_not_mistaken_for_compilation_failures(monkeypatch):
+    def model_error(flow, batch):
+        raise ValueError("a problem in the model")
+
+    # The error is the model's, in eager and compiled runs alike: it must propagate as it is,
+    # without a warning about compilation.
+    monkeypatch.setattr(training, "mean_nll", model_error)
+    monkeypatch.setattr(compiled_loss, "_compiled", lambda loss: loss)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(ValueError, match="a problem in the model"):
+            _fit_quietly(FlowDensity(compile=True, **TINY), _data()[0])
 
 
 @needs_compiler
