@@ -87,8 +87,9 @@ FLOW_PARAMETERS = """\
         few minutes and for repeated fits of one architecture (grid-search folds), not for
         a fit of half a minute. Results match ``compile=False`` to float rounding. If
         compilation fails (no C++ compiler, a compiler bug), the fit warns and trains
-        uncompiled. With torch older than 2.4 the loss is compiled in pieces between the
-        dropout masks, and later fits do not reuse them, so it gains less.
+        uncompiled. With torch builds whose custom operators take no tags (before 2.7)
+        the loss is compiled in pieces between the dropout masks, which later fits do not
+        reuse, so it gains less.
     n_jobs : int or None, default=None
         Torch threads used while fitting and predicting on the CPU. None means 1, which is
         fastest for the small kernels of a flow and never oversubscribes the cores when

@@ -19,6 +19,7 @@ from torch._dynamo.utils import counters
 
 import skflow._compiled_loss as compiled_loss
 import skflow._training as training
+import skflow.flows.dropout as dropout
 from skflow import FlowDensity, FlowSampler
 from skflow.flows import BitDropout
 
@@ -35,9 +36,9 @@ TINY = dict(
 )
 
 
-# torch builds before 2.4 have no custom operators, so the dropout mask runs outside the
-# compiled graph there (see ``skflow.flows.dropout``): the loss is then several graphs.
-MASK_IN_GRAPH = hasattr(torch.library, "custom_op")
+# torch builds without custom operators that take tags run the dropout mask outside the
+# compiled graph (see ``skflow.flows.dropout``): the loss is then several graphs.
+MASK_IN_GRAPH = dropout.MASK_IN_GRAPH
 
 # Inductor's CPU backend builds C++; without a compiler only the fallback can be tested.
 needs_compiler = pytest.mark.skipif(
@@ -101,8 +102,9 @@ def test_fits_reuse_the_graph_of_their_architecture_and_compile_new_ones():
     _fit_quietly(FlowDensity(compile=True, **TINY), X)
     _fit_quietly(FlowDensity(compile=True, **{**TINY, "random_state": 1}), X[::-1].copy())
     graphs_of_one_architecture = counters["stats"]["unique_graphs"]
+    # Two fits of one architecture share its graph. (Where the dropout mask runs outside the
+    # graph, torch < 2.7, the loss is split at every mask and the pieces are not reused.)
     if MASK_IN_GRAPH:
-        # Split at every dropout mask (torch < 2.4), the pieces are not reused across fits.
         assert graphs_of_one_architecture == 1
     # torch's own limit of graphs per compiled function (8) would leave later candidates of
     # a grid search uncompiled; skflow raises it while its loss runs.

@@ -15,6 +15,8 @@ so the layer stays unbiased: ``E[output] = input`` exactly.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -41,15 +43,22 @@ def _scaled_keep_mask(like: torch.Tensor, threshold: int, scale: float) -> torch
 # arguments are the same graph nodes (its list of random operators to leave alone is fixed),
 # so each call is given a fresh ``empty_like`` tensor, which it never merges; the
 # seeded-random tag keeps the operator from being re-run in the backward pass.
+_custom_op = getattr(torch.library, "custom_op", None)
+# Whether compiled graphs get the mask as an operator of their own (see below).
+MASK_IN_GRAPH = _custom_op is not None and "tags" in inspect.signature(_custom_op).parameters
+
+
 def _register_mask_operator():
     """The operator for compiled graphs.
 
-    torch builds before 2.4 have no ``custom_op``; there the plain function runs outside the
-    graph (a graph break on each side). Traced, it would not even compile on torch 2.2, whose
-    graph code generator writes its ``random_`` overload as ``aten.random.from``, a syntax
-    error.
+    torch builds before 2.4 have no ``custom_op``, and up to 2.6 it takes no ``tags``,
+    without which the compiler may recompute the mask for the backward pass (a fresh draw:
+    wrong gradients); passing them there failed at import. On those builds the plain
+    function runs outside the graph (a graph break on each side). Traced, it would not even
+    compile on torch 2.2, whose graph code generator writes its ``random_`` overload as
+    ``aten.random.from``, a syntax error.
     """
-    if not hasattr(torch.library, "custom_op"):
+    if not MASK_IN_GRAPH:
         return torch._dynamo.disable(_scaled_keep_mask)
 
     @torch.library.custom_op(
