@@ -87,7 +87,7 @@ FLOW_PARAMETERS = """\
         few minutes and for repeated fits of one architecture (grid-search folds), not for
         a fit of half a minute. Results match ``compile=False`` to float rounding. If
         compilation fails (no C++ compiler, a compiler bug), the fit warns and trains
-        uncompiled. With torch builds whose custom operators take no tags (before 2.7)
+        uncompiled. With torch builds whose custom operators take no tags (before 2.8)
         the loss is compiled in pieces between the dropout masks, which later fits do not
         reuse, so it gains less.
     n_jobs : int or None, default=None

@@ -103,7 +103,7 @@ def test_fits_reuse_the_graph_of_their_architecture_and_compile_new_ones():
     _fit_quietly(FlowDensity(compile=True, **{**TINY, "random_state": 1}), X[::-1].copy())
     graphs_of_one_architecture = counters["stats"]["unique_graphs"]
     # Two fits of one architecture share its graph. (Where the dropout mask runs outside the
-    # graph, torch < 2.7, the loss is split at every mask and the pieces are not reused.)
+    # graph, torch < 2.8, the loss is split at every mask and the pieces are not reused.)
     if MASK_IN_GRAPH:
         assert graphs_of_one_architecture == 1
     # torch's own limit of graphs per compiled function (8) would leave later candidates of

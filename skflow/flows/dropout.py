@@ -51,7 +51,7 @@ MASK_IN_GRAPH = _custom_op is not None and "tags" in inspect.signature(_custom_o
 def _register_mask_operator():
     """The operator for compiled graphs.
 
-    torch builds before 2.4 have no ``custom_op``, and up to 2.6 it takes no ``tags``,
+    torch builds before 2.4 have no ``custom_op``, and up to 2.7 it takes no ``tags``,
     without which the compiler may recompute the mask for the backward pass (a fresh draw:
     wrong gradients); passing them there failed at import. On those builds the plain
     function runs outside the graph (a graph break on each side). Traced, it would not even
