@@ -29,10 +29,17 @@ import torch
 # eagerly. Every architecture, batch size and dropout rate is a graph of its own here, so a
 # grid search would soon stop compiling; the limit is raised while skflow's loss runs.
 _GRAPHS_PER_PROCESS = 64
-# The setting's name before torch 2.6 was ``cache_size_limit``.
-_LIMIT_SETTING = (
-    "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
-)
+
+
+@functools.cache
+def _limit_setting() -> str:
+    """The name of dynamo's graph limit: ``cache_size_limit`` before torch 2.6.
+
+    Looked up only when something is compiled: importing ``torch._dynamo`` takes about a
+    second, which ``import skflow`` (and every joblib worker) would otherwise pay.
+    """
+    config = torch._dynamo.config
+    return "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
 
 
 @functools.cache
@@ -60,11 +67,13 @@ class TrainingLoss:
         self.loss = loss
         self.batch_size = batch_size
         self.compiled: Callable | None = None
-        # Built once and re-entered per step: making a new patch per step cost 16 us, reusing
-        # it 4 us (the compiled d = 2 step is about 3 ms).
-        self._graph_limit = torch._dynamo.config.patch(**{_LIMIT_SETTING: _GRAPHS_PER_PROCESS})
         if compile:
             try:
+                # Built once and re-entered per step: making a new patch per step cost 16 us,
+                # reusing it 4 us (the compiled d = 2 step is about 3 ms).
+                self._graph_limit = torch._dynamo.config.patch(
+                    _limit_setting(), _GRAPHS_PER_PROCESS
+                )
                 self.compiled = _compiled(loss)
             except RuntimeError as error:  # e.g. dynamo does not support this Python
                 self._give_up(error)

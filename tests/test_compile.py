@@ -108,7 +108,7 @@ def test_fits_reuse_the_graph_of_their_architecture_and_compile_new_ones():
         assert graphs_of_one_architecture == 1
     # torch's own limit of graphs per compiled function (8) would leave later candidates of
     # a grid search uncompiled; skflow raises it while its loss runs.
-    with torch._dynamo.config.patch(compiled_loss._LIMIT_SETTING, 1):
+    with torch._dynamo.config.patch(compiled_loss._limit_setting(), 1):
         _fit_quietly(FlowDensity(compile=True, **{**TINY, "hidden_layer_sizes": (8,)}), X)
     assert counters["stats"]["unique_graphs"] > graphs_of_one_architecture
     if MASK_IN_GRAPH:
