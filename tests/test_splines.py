@@ -1,4 +1,8 @@
-"""Mathematical checks of the rational-quadratic spline with identity tails (float64)."""
+"""Mathematical checks of the rational-quadratic spline with identity tails (float64).
+
+Every check runs on both formulations: the torch code of ``splines`` and the fused CPU loops of
+``spline_kernels`` (numba), the latter given every slab size here.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from skflow.flows import (
     AffineMap,
     rational_quadratic_spline,
     rational_quadratic_spline_params_first,
+    spline_kernels,
 )
 from skflow.flows.splines import (
     DEFAULT_MIN_BIN_SIZE,
@@ -24,6 +29,17 @@ DTYPE = torch.float64
 BOUND = 3.0
 N_BINS = 6
 N_PARAMS = n_spline_params(N_BINS)
+
+
+@pytest.fixture(autouse=True, params=["torch", "fused"])
+def spline_path(request, monkeypatch) -> str:
+    if request.param == "fused":
+        if not spline_kernels.AVAILABLE:
+            pytest.skip("numba is not installed, so there are no fused kernels to check")
+        monkeypatch.setattr(spline_kernels, "MAX_ELEMENTS", 1 << 62)
+    else:
+        monkeypatch.setattr(spline_kernels, "ENABLED", False)
+    return request.param
 
 
 def _params(n: int, seed: int, scale: float = 1.0, dtype: torch.dtype = DTYPE) -> torch.Tensor:

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._compiling import is_compiling
+
 # The mask compares uniform 16-bit integers, in [-2**15, 2**15), with a threshold.
 _LEVELS = 1 << 16
 _LOWEST = -(1 << 15)
@@ -75,10 +77,6 @@ def _register_mask_operator():
 
 
 _scaled_keep_mask_op = _register_mask_operator()
-# ``torch.compiler.is_compiling`` is new in torch 2.3; older builds only have dynamo's.
-_is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None) or (
-    lambda: torch._dynamo.is_compiling()
-)
 
 
 class BitDropout(nn.Module):
@@ -109,7 +107,7 @@ class BitDropout(nn.Module):
             return inputs
         if inputs.device.type != "cpu":
             return F.dropout(inputs, self.p, training=True)
-        if _is_compiling():
+        if is_compiling():
             mask = _scaled_keep_mask_op(torch.empty_like(inputs), self.threshold, self.scale)
         else:
             # The plain function: it skips the operator's few microseconds of dispatch. The

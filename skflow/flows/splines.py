@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from . import spline_kernels
+
 DEFAULT_MIN_BIN_SIZE = 1e-3
 DEFAULT_MIN_DERIVATIVE = 1e-3
 
@@ -222,6 +224,15 @@ class _ForwardSpline(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, inputs, params, bound, min_bin_size, min_derivative, scale_limit=None):
+        ctx.constants = (bound, min_bin_size, min_derivative, scale_limit)
+        ctx.fused = spline_kernels.applicable(inputs, params)
+        if ctx.fused:
+            # Small CPU slabs: the fused loops, which recompute what the backward pass needs.
+            ctx.save_for_backward(inputs, params)
+            shift = _derivative_shift(min_derivative)
+            return spline_kernels.forward(
+                inputs, params, bound, min_bin_size, min_derivative, shift, scale_limit
+            )
         x = tanh = scale = None
         if scale_limit is not None:
             x = inputs
@@ -264,7 +275,6 @@ class _ForwardSpline(torch.autograd.Function):
             params, probs, at_or_below, index, inside, w, h, left_x, left_y, slope, xi, xi_1m,
             denom, numer, deriv_numer, dydx, d0, d1, x, tanh, scale,
         )  # fmt: skip
-        ctx.constants = (bound, min_bin_size, min_derivative, scale_limit)
         if scale_limit is None:
             return torch.where(inside, out, inputs), logdet
         return torch.where(inside, out, inputs), logdet.add_(log_scale)
@@ -272,6 +282,14 @@ class _ForwardSpline(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, grad_logdet):
+        if ctx.fused:
+            inputs, params = ctx.saved_tensors
+            bound, min_bin_size, min_derivative, scale_limit = ctx.constants
+            g_inputs, g_params = spline_kernels.backward(
+                inputs, params, grad_out, grad_logdet, bound, min_bin_size, min_derivative,
+                _derivative_shift(min_derivative), scale_limit,
+            )  # fmt: skip
+            return g_inputs, g_params, None, None, None, None
         (
             params, probs, at_or_below, index, inside, w, h, left_x, left_y, slope, xi, xi_1m,
             denom, numer, deriv_numer, dydx, d0, d1, x, tanh, scale,
@@ -349,7 +367,12 @@ class _ForwardSpline(torch.autograd.Function):
 
 
 def _inverse_spline(inputs, params, bound, min_bin_size, min_derivative):
-    """Inverse spline map (parameters first), plain autograd."""
+    """Inverse spline map (parameters first), plain autograd or, without a gradient, fused."""
+    needs_grad = torch.is_grad_enabled() and (inputs.requires_grad or params.requires_grad)
+    if not needs_grad and spline_kernels.applicable(inputs, params):
+        return spline_kernels.inverse(
+            inputs, params, bound, min_bin_size, min_derivative, _derivative_shift(min_derivative)
+        )
     _, table, derivs = _bin_tables(params, bound, min_bin_size, min_derivative)
     inside = (inputs >= -bound) & (inputs <= bound)
     shifted = inputs.clamp(-bound, bound) + bound

@@ -1,0 +1,402 @@
+"""Fused CPU kernels for the rational-quadratic spline, compiled by numba when it is installed.
+
+On a CPU the torch formulation in :mod:`skflow.flows.splines` runs several dozen small kernels
+per call, each over a slab of a few hundred to a few thousand values, so on small slabs the
+spline's cost is mostly per-kernel dispatch, not arithmetic. These loops compute the whole map
+(and its closed-form gradient) one point at a time, in registers, with the same formula and
+parameterisation; they also take the softplus of only the two knot derivatives that bound each
+point's bin, where the tensor code takes all of them.
+
+The loops are scalar code: numba has no vectorised ``exp`` here, and a point needs about twenty
+transcendental functions (the softmax of its widths and heights), so on large slabs torch's
+vectorised kernels win. Measured on one thread of this project's 2-core machine (float32,
+8 bins, with the affine step, best of 50): forward + backward took 190 us against torch's 660
+for 512 points and 1,860 us against 1,090 for 4,096, with the two even near 3,000 points. So
+they run only up to :data:`MAX_ELEMENTS` points per call, which covers training batches of
+flows with a few features, and torch runs the rest.
+
+Arithmetic is in float64 whatever the storage type, so float32 results agree with the torch
+path to float32 rounding, not bit for bit.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import math
+import warnings
+
+import numpy as np
+import torch
+
+from ._compiling import is_compiling
+
+# numba is optional (``pip install "skflow[numba]"``); without it the torch formulation runs
+# everywhere. It is imported, and the kernels compiled or loaded from numba's disk cache, on
+# the first call that uses them: importing numba costs about 0.25 s, which ``import skflow``
+# and every joblib worker that never trains a small flow should not pay.
+AVAILABLE = importlib.util.find_spec("numba") is not None
+# Tests switch the kernels off to compare the two paths.
+ENABLED = AVAILABLE
+# Largest slab (points per call) the kernels take; see the module docstring.
+MAX_ELEMENTS = 2048
+
+# The functions below are plain Python until :func:`_load` replaces each with its compiled
+# version (in this order, callees first, since numba resolves a call through the module's
+# globals when it compiles the caller).
+_KERNELS: list[str] = []
+
+
+def _kernel(function):
+    """Register ``function`` for compilation by :func:`_load`."""
+    _KERNELS.append(function.__name__)
+    return function
+
+
+@functools.cache
+def _load() -> bool:
+    """Compile (or load from the cache) every kernel; False if numba cannot be imported."""
+    try:
+        import numba
+    except Exception as error:  # a broken install: warn once and keep to torch
+        warnings.warn(
+            f"skflow: numba is installed but failed to import ({error!r}); the spline runs "
+            "as torch code, which is slower on small batches.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return False
+    options = {"nogil": True, "error_model": "numpy"}
+    for name in _KERNELS:
+        function = globals()[name]
+        try:
+            globals()[name] = numba.njit(cache=True, **options)(function)
+        except RuntimeError:  # no writable cache directory: compile in every process
+            globals()[name] = numba.njit(**options)(function)
+    return True
+
+
+@_kernel
+def _softmax_sizes(params, first, column, scale, offset, sizes):
+    """Bin sizes ``softmax(raw) * scale + offset`` of one point into ``sizes``."""
+    n_bins = sizes.shape[0]
+    top = params[first, column]
+    for j in range(1, n_bins):
+        top = max(top, params[first + j, column])
+    total = 0.0
+    for j in range(n_bins):
+        sizes[j] = math.exp(params[first + j, column] - top)
+        total += sizes[j]
+    for j in range(n_bins):
+        sizes[j] = sizes[j] / total * scale + offset
+
+
+@_kernel
+def _knot_derivative(params, first, column, knot, n_bins, shift, min_derivative):
+    """Derivative at knot ``knot`` (0..n_bins): 1 at both ends, else a shifted softplus."""
+    if knot == 0 or knot == n_bins:
+        return 1.0
+    raw = params[first + 2 * n_bins + knot - 1, column] + shift
+    softplus = raw if raw > 20.0 else math.log1p(math.exp(raw))
+    return softplus + min_derivative
+
+
+@_kernel
+def _sigmoid(value):
+    if value >= 0.0:
+        return 1.0 / (1.0 + math.exp(-value))
+    e = math.exp(value)
+    return e / (1.0 + e)
+
+
+@_kernel
+def _locate(params, first, column, shifted, on_y, geometry, widths, heights):
+    """The bin of a point and what the formula needs about it.
+
+    ``shifted`` is measured from ``-bound``, on the x axis (forward map) or, with ``on_y``, the
+    y axis (inverse). ``geometry`` is (bound, min_bin_size, min_derivative, shift). Fills
+    ``widths`` and ``heights`` and returns ``(k, left_x, left_y, d0, d1)``: the bin index,
+    its left knots (from ``-bound``) and the derivatives at its two ends.
+    """
+    bound, min_bin_size, min_derivative, shift = geometry
+    n_bins = widths.shape[0]
+    scale = 2.0 * bound * (1.0 - min_bin_size * n_bins)
+    offset = 2.0 * bound * min_bin_size
+    _softmax_sizes(params, first, column, scale, offset, widths)
+    _softmax_sizes(params, first + n_bins, column, scale, offset, heights)
+    k = 0
+    left_x = 0.0
+    left_y = 0.0
+    while k < n_bins - 1 and shifted >= (left_y + heights[k] if on_y else left_x + widths[k]):
+        left_x += widths[k]
+        left_y += heights[k]
+        k += 1
+    d0 = _knot_derivative(params, first, column, k, n_bins, shift, min_derivative)
+    d1 = _knot_derivative(params, first, column, k + 1, n_bins, shift, min_derivative)
+    return k, left_x, left_y, d0, d1
+
+
+@_kernel
+def _softmax_backward(grad_params, first, column, k, g_own, g_left, sizes, scale, offset):
+    """Gradient of the raw sizes when bin ``k`` gets ``g_own`` and every bin left of it ``g_left``.
+
+    Bin k's size enters the map as itself, every earlier bin's through the left knot; the
+    gradient then goes back through ``size = softmax(raw) * scale + offset``.
+    """
+    dot = 0.0
+    for j in range(sizes.shape[0]):
+        g = g_left if j < k else (g_own if j == k else 0.0)
+        g_prob = (sizes[j] - offset) * g  # softmax value times (scale times the size's gradient)
+        grad_params[first + j, column] = g_prob
+        dot += g_prob
+    for j in range(sizes.shape[0]):
+        grad_params[first + j, column] -= (sizes[j] - offset) / scale * dot
+
+
+@_kernel
+def _affine_step(params, column, value, scale_limit):
+    """``(u, s, tanh)`` of ``u = value * exp(s) + t``, ``s = limit * tanh(a / limit)``."""
+    tanh = math.tanh(params[0, column] / scale_limit)
+    log_scale = scale_limit * tanh
+    return value * math.exp(log_scale) + params[1, column], log_scale, tanh
+
+
+@_kernel
+def _forward_loop(x, params, n_bins, geometry, affine, scale_limit, out, logdet):
+    """Forward map and log-derivative of (the affine step, then) the spline, point by point."""
+    bound = geometry[0]
+    first = 2 if affine else 0
+    widths = np.empty(n_bins)
+    heights = np.empty(n_bins)
+    for i in range(x.shape[0]):
+        u = float(x[i])
+        log_scale = 0.0
+        if affine:
+            u, log_scale, _ = _affine_step(params, i, u, scale_limit)
+        if u < -bound or u > bound:
+            out[i] = u
+            logdet[i] = log_scale
+            continue
+        shifted = u + bound
+        k, left_x, left_y, d0, d1 = _locate(
+            params, first, i, shifted, False, geometry, widths, heights
+        )
+        w = widths[k]
+        h = heights[k]
+        slope = h / w
+        xi = min(max((shifted - left_x) / w, 0.0), 1.0)
+        xi_1m = xi * (1.0 - xi)
+        denom = slope + (d0 + d1 - 2.0 * slope) * xi_1m
+        numer = slope * xi * xi + d0 * xi_1m
+        deriv_numer = d1 * xi * xi + 2.0 * slope * xi_1m + d0 * (1.0 - xi) * (1.0 - xi)
+        out[i] = left_y + h * numer / denom - bound
+        logdet[i] = math.log(deriv_numer * (slope / denom) ** 2) + log_scale
+
+
+@_kernel
+def _backward_loop(x, params, grad_out, grad_logdet, n_bins, geometry, affine, scale_limit,
+                   grad_x, grad_params):  # fmt: skip
+    """Gradients of :func:`_forward_loop`'s two outputs with respect to x and the parameters.
+
+    Recomputes the forward quantities of each point: cheaper in registers than storing them.
+    """
+    bound, min_bin_size, _, shift = geometry
+    first = 2 if affine else 0
+    size_scale = 2.0 * bound * (1.0 - min_bin_size * n_bins)
+    min_size = 2.0 * bound * min_bin_size
+    widths = np.empty(n_bins)
+    heights = np.empty(n_bins)
+    for i in range(x.shape[0]):
+        gy = float(grad_out[i])
+        gl = float(grad_logdet[i])
+        xv = float(x[i])
+        u = xv
+        tanh = 0.0
+        if affine:
+            u, _, tanh = _affine_step(params, i, xv, scale_limit)
+        for j in range(first, grad_params.shape[0]):
+            grad_params[j, i] = 0.0
+        g_u = gy  # the identity outside the interval
+        if -bound <= u <= bound:
+            shifted = u + bound
+            k, left_x, _, d0, d1 = _locate(
+                params, first, i, shifted, False, geometry, widths, heights
+            )
+            w = widths[k]
+            h = heights[k]
+            slope = h / w
+            xi = min(max((shifted - left_x) / w, 0.0), 1.0)
+            one_m_xi = 1.0 - xi
+            xi_1m = xi * one_m_xi
+            denom = slope + (d0 + d1 - 2.0 * slope) * xi_1m
+            numer = slope * xi * xi + d0 * xi_1m
+            deriv_numer = d1 * xi * xi + 2.0 * slope * xi_1m + d0 * one_m_xi * one_m_xi
+            dydx = deriv_numer * (slope / denom) ** 2
+
+            # Partial derivatives of (y, log dy/dx) in xi, the slope and the two knot
+            # derivatives, combined with the incoming gradients: the algebra of the torch
+            # backward pass in ``splines``, for one point.
+            inv_denom = 1.0 / denom
+            inv_dnum = 1.0 / deriv_numer
+            two_q = 2.0 * xi_1m
+            numer_ratio = numer * inv_denom
+            gy_h = gy * h * inv_denom
+            gl_2q = gl * two_q * inv_denom
+            ddenom_dxi = (d0 + d1 - 2.0 * slope) * (one_m_xi - xi)
+            ddnum_dxi = 2.0 * (d1 * xi + slope * (one_m_xi - xi) - d0 * one_m_xi)
+            g_xi = gy * w * dydx + gl * (ddnum_dxi * inv_dnum - 2.0 * ddenom_dxi * inv_denom)
+            one_m_2q = 1.0 - two_q
+            g_slope = gy_h * (xi * xi - numer_ratio * one_m_2q) + gl * (
+                2.0 / slope + two_q * inv_dnum - 2.0 * one_m_2q * inv_denom
+            )
+            g_d0 = gy_h * xi_1m * (1.0 - numer_ratio) + gl * one_m_xi**2 * inv_dnum - gl_2q
+            g_d1 = gl * xi * xi * inv_dnum - gy_h * xi_1m * numer_ratio - gl_2q
+
+            # Chain rule through xi = (x - left_x) / w and slope = h / w.
+            inv_w = 1.0 / w
+            g_u = g_xi * inv_w
+            g_w = -(g_xi * xi + g_slope * slope) * inv_w
+            g_h = gy * numer_ratio + g_slope * inv_w
+            _softmax_backward(grad_params, first, i, k, g_w, -g_u, widths, size_scale, min_size)
+            _softmax_backward(
+                grad_params, first + n_bins, i, k, g_h, gy, heights, size_scale, min_size
+            )
+            # Interior derivative r is knot r + 1: d0 for r = k - 1, d1 for r = k.
+            interior = first + 2 * n_bins
+            if k > 0:
+                raw = params[interior + k - 1, i] + shift
+                grad_params[interior + k - 1, i] = g_d0 * _sigmoid(raw)
+            if k < n_bins - 1:
+                grad_params[interior + k, i] = g_d1 * _sigmoid(params[interior + k, i] + shift)
+        if affine:
+            # Through u = x * exp(s) + t, s = limit * tanh(a / limit); the log-det gains s.
+            grad_params[1, i] = g_u
+            g_x = g_u * math.exp(scale_limit * tanh)
+            grad_params[0, i] = (gl + g_x * xv) * (1.0 - tanh * tanh)
+            grad_x[i] = g_x
+        else:
+            grad_x[i] = g_u
+
+
+@_kernel
+def _inverse_loop(z, params, n_bins, geometry, out, logdet):
+    """Inverse spline map and its log-derivative (no affine step), point by point."""
+    bound = geometry[0]
+    widths = np.empty(n_bins)
+    heights = np.empty(n_bins)
+    for i in range(z.shape[0]):
+        y = float(z[i])
+        if y < -bound or y > bound:
+            out[i] = y
+            logdet[i] = 0.0
+            continue
+        shifted = y + bound
+        k, left_x, left_y, d0, d1 = _locate(params, 0, i, shifted, True, geometry, widths, heights)
+        w = widths[k]
+        h = heights[k]
+        slope = h / w
+        curvature = d0 + d1 - 2.0 * slope
+        dy = shifted - left_y
+        a = h * (slope - d0) + dy * curvature
+        b = h * d0 - dy * curvature
+        c = -slope * dy
+        # Rounding can push the discriminant a hair below zero; the exact value is >= 0.
+        root = -b - math.sqrt(max(b * b - 4.0 * a * c, 0.0))
+        xi = 0.0 if root == 0.0 else min(max(2.0 * c / root, 0.0), 1.0)
+        xi_1m = xi * (1.0 - xi)
+        deriv_numer = d1 * xi * xi + 2.0 * slope * xi_1m + d0 * (1.0 - xi) * (1.0 - xi)
+        out[i] = left_x + xi * w - bound
+        logdet[i] = -math.log(deriv_numer * (slope / (slope + curvature * xi_1m)) ** 2)
+
+
+def applicable(*tensors: torch.Tensor) -> bool:
+    """Whether the kernels can and should run on these tensors (the first one sets the size).
+
+    CPU float32/float64 tensors of at most :data:`MAX_ELEMENTS` points, outside
+    ``torch.compile``'s tracing (which needs tensor code it can see through).
+    """
+    first = tensors[0]
+    return (
+        ENABLED
+        and first.numel() <= MAX_ELEMENTS
+        and first.dtype in (torch.float32, torch.float64)
+        and all(t.device.type == "cpu" and t.dtype == first.dtype for t in tensors)
+        and not is_compiling()
+        and _load()
+    )
+
+
+def _arrays(inputs: torch.Tensor, params: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """NumPy views: points as (N,), parameters as (n_params, N), both C-contiguous."""
+    flat_inputs = inputs.detach().reshape(-1).contiguous()
+    flat_params = params.detach().reshape(params.shape[0], -1).contiguous()
+    return flat_inputs.numpy(), flat_params.numpy()
+
+
+def forward(
+    inputs: torch.Tensor,
+    params: torch.Tensor,
+    bound: float,
+    min_bin_size: float,
+    min_derivative: float,
+    shift: float,
+    scale_limit: float | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Spline (after the affine step if ``scale_limit`` is set) and its log-derivative.
+
+    ``params`` is parameters-first, ``(n_params, *inputs.shape)``, as in ``splines``.
+    """
+    x, p = _arrays(inputs, params)
+    out = torch.empty_like(inputs, memory_format=torch.contiguous_format)
+    logdet = torch.empty_like(out)
+    n_bins = (p.shape[0] - (0 if scale_limit is None else 2) + 1) // 3
+    geometry = (bound, min_bin_size, min_derivative, shift)
+    _forward_loop(
+        x, p, n_bins, geometry, scale_limit is not None,
+        1.0 if scale_limit is None else scale_limit, out.view(-1).numpy(), logdet.view(-1).numpy(),
+    )  # fmt: skip
+    return out, logdet
+
+
+def backward(
+    inputs: torch.Tensor,
+    params: torch.Tensor,
+    grad_out: torch.Tensor,
+    grad_logdet: torch.Tensor,
+    bound: float,
+    min_bin_size: float,
+    min_derivative: float,
+    shift: float,
+    scale_limit: float | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradients of :func:`forward`'s two outputs with respect to ``inputs`` and ``params``."""
+    x, p = _arrays(inputs, params)
+    grad_inputs = torch.empty_like(inputs, memory_format=torch.contiguous_format)
+    grad_params = torch.empty_like(params, memory_format=torch.contiguous_format)
+    n_bins = (p.shape[0] - (0 if scale_limit is None else 2) + 1) // 3
+    geometry = (bound, min_bin_size, min_derivative, shift)
+    _backward_loop(
+        x, p, grad_out.detach().reshape(-1).contiguous().numpy(),
+        grad_logdet.detach().reshape(-1).contiguous().numpy(), n_bins, geometry,
+        scale_limit is not None, 1.0 if scale_limit is None else scale_limit,
+        grad_inputs.view(-1).numpy(), grad_params.view(p.shape).numpy(),
+    )  # fmt: skip
+    return grad_inputs, grad_params
+
+
+def inverse(
+    inputs: torch.Tensor,
+    params: torch.Tensor,
+    bound: float,
+    min_bin_size: float,
+    min_derivative: float,
+    shift: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inverse spline (no affine step) and its log-derivative; no gradient."""
+    z, p = _arrays(inputs, params)
+    out = torch.empty_like(inputs, memory_format=torch.contiguous_format)
+    logdet = torch.empty_like(out)
+    n_bins = (p.shape[0] + 1) // 3
+    geometry = (bound, min_bin_size, min_derivative, shift)
+    _inverse_loop(z, p, n_bins, geometry, out.view(-1).numpy(), logdet.view(-1).numpy())
+    return out, logdet

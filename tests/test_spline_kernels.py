@@ -1,0 +1,156 @@
+"""The fused CPU spline kernels (numba): same numbers as the torch code, used where they should be.
+
+``test_splines`` runs every mathematical check on both paths; this file checks that the two
+agree on the same inputs, that the dispatcher picks the kernels exactly for small CPU slabs
+outside ``torch.compile``, and that an estimator fits to the same model either way.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from skflow import FlowDensity
+from skflow.flows import spline_kernels
+from skflow.flows.splines import (
+    affine_rational_quadratic_spline,
+    n_spline_params,
+    rational_quadratic_spline_params_first,
+)
+
+pytestmark = pytest.mark.skipif(
+    not spline_kernels.AVAILABLE, reason="numba is not installed, so there are no fused kernels"
+)
+
+BOUND = 4.0
+N_BINS = 8
+
+
+def _case(n: int, affine: bool, dtype: torch.dtype, seed: int = 0):
+    """Points inside, outside and exactly on the interval's edges, and varied parameters."""
+    gen = torch.Generator().manual_seed(seed)
+    x = 3.0 * torch.randn(n, generator=gen, dtype=dtype)
+    x[:4] = torch.tensor([-BOUND, BOUND, 1e6, -1e6], dtype=dtype)
+    n_params = n_spline_params(N_BINS) + (2 if affine else 0)
+    params = 2.0 * torch.randn(n_params, n, generator=gen, dtype=dtype)
+    return x, params
+
+
+def _run(x, params, affine: bool, inverse: bool):
+    """Outputs, log-derivatives and (forward only) the gradients of a random linear loss."""
+    x = x.clone().requires_grad_(not inverse)
+    params = params.clone().requires_grad_(not inverse)
+    if inverse:
+        with torch.no_grad():
+            return rational_quadratic_spline_params_first(x, params, BOUND, inverse=True)
+    if affine:
+        out, logdet = affine_rational_quadratic_spline(x, params, BOUND, scale_limit=3.0)
+    else:
+        out, logdet = rational_quadratic_spline_params_first(x, params, BOUND)
+    gen = torch.Generator().manual_seed(1)
+    weights = torch.randn(2, *x.shape, generator=gen, dtype=x.dtype)
+    # The tails are the identity: give them no weight, so that 1e6 * weight does not swamp
+    # the tolerance of the float32 comparison.
+    inside = (out.detach().abs() < 1e5).to(x.dtype)
+    loss = (out * weights[0] * inside).sum() + (logdet * weights[1]).sum()
+    loss.backward()
+    return out.detach(), logdet.detach(), x.grad, params.grad
+
+
+@pytest.mark.parametrize(("affine", "inverse"), [(False, False), (True, False), (False, True)])
+def test_fused_kernels_agree_with_the_torch_code(monkeypatch, affine, inverse):
+    """Float64: the same algebra to rounding. Float32: at least as accurate as torch's own code.
+
+    The kernels compute in float64 whatever the storage type, so in float32 they are nearer
+    the float64 result than the torch code is (the gradients of steep bins are ill conditioned
+    in float32 on either path, which is why the float32 check is relative to torch's error).
+    """
+    x, params = _case(1000, affine, torch.float64)
+    fused64 = _run(x, params, affine, inverse)
+    fused32 = _run(x.float(), params.float(), affine, inverse)
+    monkeypatch.setattr(spline_kernels, "ENABLED", False)
+    torch64 = _run(x, params, affine, inverse)
+    torch32 = _run(x.float(), params.float(), affine, inverse)
+    for got64, got32, expected64, expected32 in zip(
+        fused64, fused32, torch64, torch32, strict=True
+    ):
+        assert got64.dtype == torch.float64 and got32.dtype == torch.float32
+        assert torch.isfinite(got64).all() and torch.isfinite(got32).all()
+        torch.testing.assert_close(got64, expected64, rtol=1e-10, atol=1e-10)
+        error_fused = (got32.double() - expected64).abs().max()
+        error_torch = (expected32.double() - expected64).abs().max()
+        assert error_fused <= 1.5 * error_torch + 1e-6
+
+
+def _count_kernel_calls(monkeypatch) -> dict[str, int]:
+    calls = {"forward": 0, "backward": 0, "inverse": 0}
+    for name in calls:
+        original = getattr(spline_kernels, name)
+
+        def spy(*args, _name=name, _original=original, **kwargs):
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(spline_kernels, name, spy)
+    return calls
+
+
+def test_kernels_run_on_small_cpu_slabs_only(monkeypatch):
+    calls = _count_kernel_calls(monkeypatch)
+    limit = spline_kernels.MAX_ELEMENTS
+    for n, expected in [(limit, 1), (limit + 1, 0)]:
+        x, params = _case(n, affine=True, dtype=torch.float32)
+        x.requires_grad_()
+        out, logdet = affine_rational_quadratic_spline(x, params, BOUND, scale_limit=3.0)
+        (out.sum() + logdet.sum()).backward()
+        with torch.no_grad():
+            rational_quadratic_spline_params_first(x, params[2:], BOUND, inverse=True)
+        assert calls == {"forward": expected, "backward": expected, "inverse": expected}
+        calls.update(forward=0, backward=0, inverse=0)
+    # An inverse that must be differentiated runs as torch code.
+    x, params = _case(10, affine=False, dtype=torch.float64)
+    out, _ = rational_quadratic_spline_params_first(x.requires_grad_(), params, BOUND, inverse=True)
+    assert calls["inverse"] == 0
+    # Integer, half-precision and mixed-dtype inputs are not the kernels' business either.
+    x, params = _case(10, affine=False, dtype=torch.float16)
+    assert not spline_kernels.applicable(x, params)
+    assert not spline_kernels.applicable(x.double(), params.float())
+
+
+def test_torch_compile_traces_the_torch_code(monkeypatch):
+    calls = _count_kernel_calls(monkeypatch)
+    x, params = _case(64, affine=True, dtype=torch.float32)
+
+    def spline(x, params):
+        return affine_rational_quadratic_spline(x, params, BOUND, scale_limit=3.0)
+
+    compiled = torch.compile(spline, backend="eager", fullgraph=True)
+    torch.testing.assert_close(compiled(x, params), spline(x, params), rtol=1e-5, atol=1e-5)
+    assert calls["forward"] == 1  # the eager call; the traced one never reached the kernels
+
+
+def test_estimator_fits_the_same_model_on_either_path(monkeypatch):
+    """A d = 2 fit's every spline call goes through the kernels; the model matches torch's."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(800, 2))
+    X[:, 1] += X[:, 0] ** 2
+    params = {"max_iter": 3, "n_transforms": 2, "hidden_layer_sizes": (16,), "random_state": 0}
+    calls = _count_kernel_calls(monkeypatch)
+    fused = FlowDensity(**params).fit(X)
+    assert calls["forward"] > 0 and calls["backward"] > 0
+    monkeypatch.setattr(spline_kernels, "ENABLED", False)
+    reference = FlowDensity(**params).fit(X)
+    # The paths round float32 differently, so three epochs of Adam drift apart a little.
+    np.testing.assert_allclose(fused.loss_curve_, reference.loss_curve_, atol=1e-3)
+    np.testing.assert_allclose(fused.score_samples(X), reference.score_samples(X), atol=1e-2)
+
+
+def test_a_broken_numba_install_warns_and_falls_back_to_torch(monkeypatch):
+    monkeypatch.setitem(sys.modules, "numba", None)  # makes ``import numba`` raise ImportError
+    monkeypatch.setattr(spline_kernels, "_load", spline_kernels._load.__wrapped__)
+    x, params = _case(32, affine=False, dtype=torch.float64)
+    with pytest.warns(RuntimeWarning, match="numba is installed but failed to import"):
+        assert not spline_kernels.applicable(x, params)
