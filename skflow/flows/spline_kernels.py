@@ -69,10 +69,13 @@ def _load() -> bool:
     options = {"nogil": True, "error_model": "numpy"}
     for name in _KERNELS:
         function = globals()[name]
+        # Helpers are inlined into the loops before type inference, so that their constant
+        # arguments (which axis to search, whether there is an affine step) fold away.
+        inline = "never" if name.endswith("_loop") else "always"
         try:
-            globals()[name] = numba.njit(cache=True, **options)(function)
+            globals()[name] = numba.njit(cache=True, inline=inline, **options)(function)
         except RuntimeError:  # no writable cache directory: compile in every process
-            globals()[name] = numba.njit(**options)(function)
+            globals()[name] = numba.njit(inline=inline, **options)(function)
     return True
 
 
