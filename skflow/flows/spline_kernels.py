@@ -90,26 +90,24 @@ def _softmax_sizes(params, first, column, scale, offset, sizes):
     for j in range(n_bins):
         sizes[j] = math.exp(params[first + j, column] - top)
         total += sizes[j]
+    factor = scale / total  # one division instead of one per bin
     for j in range(n_bins):
-        sizes[j] = sizes[j] / total * scale + offset
+        sizes[j] = sizes[j] * factor + offset
 
 
 @_kernel
 def _knot_derivative(params, first, column, knot, n_bins, shift, min_derivative):
-    """Derivative at knot ``knot`` (0..n_bins): 1 at both ends, else a shifted softplus."""
+    """``(derivative, d derivative / d raw)`` at knot ``knot`` (0..n_bins).
+
+    1 and 0 at both ends; inside, a shifted softplus of the raw parameter and its sigmoid.
+    """
     if knot == 0 or knot == n_bins:
-        return 1.0
+        return 1.0, 0.0
     raw = params[first + 2 * n_bins + knot - 1, column] + shift
-    softplus = raw if raw > 20.0 else math.log1p(math.exp(raw))
-    return softplus + min_derivative
-
-
-@_kernel
-def _sigmoid(value):
-    if value >= 0.0:
-        return 1.0 / (1.0 + math.exp(-value))
-    e = math.exp(value)
-    return e / (1.0 + e)
+    if raw > 20.0:
+        return raw + min_derivative, 1.0 / (1.0 + math.exp(-raw))
+    e = math.exp(raw)
+    return math.log1p(e) + min_derivative, e / (1.0 + e)
 
 
 @_kernel
@@ -118,8 +116,9 @@ def _locate(params, first, column, shifted, on_y, geometry, widths, heights):
 
     ``shifted`` is measured from ``-bound``, on the x axis (forward map) or, with ``on_y``, the
     y axis (inverse). ``geometry`` is (bound, min_bin_size, min_derivative, shift). Fills
-    ``widths`` and ``heights`` and returns ``(k, left_x, left_y, d0, d1)``: the bin index,
-    its left knots (from ``-bound``) and the derivatives at its two ends.
+    ``widths`` and ``heights`` and returns ``(k, left_x, left_y, d0, d1, s0, s1)``: the bin
+    index, its left knots (from ``-bound``), the derivatives at its two ends and their
+    derivatives with respect to their raw parameters.
     """
     bound, min_bin_size, min_derivative, shift = geometry
     n_bins = widths.shape[0]
@@ -134,9 +133,9 @@ def _locate(params, first, column, shifted, on_y, geometry, widths, heights):
         left_x += widths[k]
         left_y += heights[k]
         k += 1
-    d0 = _knot_derivative(params, first, column, k, n_bins, shift, min_derivative)
-    d1 = _knot_derivative(params, first, column, k + 1, n_bins, shift, min_derivative)
-    return k, left_x, left_y, d0, d1
+    d0, s0 = _knot_derivative(params, first, column, k, n_bins, shift, min_derivative)
+    d1, s1 = _knot_derivative(params, first, column, k + 1, n_bins, shift, min_derivative)
+    return k, left_x, left_y, d0, d1, s0, s1
 
 
 @_kernel
@@ -152,8 +151,9 @@ def _softmax_backward(grad_params, first, column, k, g_own, g_left, sizes, scale
         g_prob = (sizes[j] - offset) * g  # softmax value times (scale times the size's gradient)
         grad_params[first + j, column] = g_prob
         dot += g_prob
+    dot /= scale
     for j in range(sizes.shape[0]):
-        grad_params[first + j, column] -= (sizes[j] - offset) / scale * dot
+        grad_params[first + j, column] -= (sizes[j] - offset) * dot
 
 
 @_kernel
@@ -164,26 +164,55 @@ def _affine_step(params, column, value, scale_limit):
     return value * math.exp(log_scale) + params[1, column], log_scale, tanh
 
 
+# What the forward loop keeps of each point for the backward one (columns of ``saved``, after
+# the point's bin widths and heights): recomputing them there cost more than half its time.
+_SAVED_U, _SAVED_TANH, _SAVED_INSIDE, _SAVED_K, _SAVED_LEFT_X = 0, 1, 2, 3, 4
+_SAVED_D0, _SAVED_D1, _SAVED_S0, _SAVED_S1 = 5, 6, 7, 8
+N_SAVED = 9
+
+
 @_kernel
-def _forward_loop(x, params, n_bins, geometry, affine, scale_limit, out, logdet):
-    """Forward map and log-derivative of (the affine step, then) the spline, point by point."""
+def _forward_loop(x, params, n_bins, geometry, affine, scale_limit, out, logdet, saved):
+    """Forward map and log-derivative of (the affine step, then) the spline, point by point.
+
+    ``saved`` has ``2 * n_bins + N_SAVED`` columns and a row per point for a backward pass to
+    come, or no rows.
+    """
     bound = geometry[0]
     first = 2 if affine else 0
+    keep = saved.shape[0] > 0
     widths = np.empty(n_bins)
     heights = np.empty(n_bins)
+    extra = 2 * n_bins
     for i in range(x.shape[0]):
         u = float(x[i])
         log_scale = 0.0
+        tanh = 0.0
         if affine:
-            u, log_scale, _ = _affine_step(params, i, u, scale_limit)
+            u, log_scale, tanh = _affine_step(params, i, u, scale_limit)
+        if keep:
+            saved[i, extra + _SAVED_U] = u
+            saved[i, extra + _SAVED_TANH] = tanh
+            saved[i, extra + _SAVED_INSIDE] = 0.0
         if u < -bound or u > bound:
             out[i] = u
             logdet[i] = log_scale
             continue
         shifted = u + bound
-        k, left_x, left_y, d0, d1 = _locate(
+        k, left_x, left_y, d0, d1, s0, s1 = _locate(
             params, first, i, shifted, False, geometry, widths, heights
         )
+        if keep:
+            for j in range(n_bins):
+                saved[i, j] = widths[j]
+                saved[i, n_bins + j] = heights[j]
+            saved[i, extra + _SAVED_INSIDE] = 1.0
+            saved[i, extra + _SAVED_K] = k
+            saved[i, extra + _SAVED_LEFT_X] = left_x
+            saved[i, extra + _SAVED_D0] = d0
+            saved[i, extra + _SAVED_D1] = d1
+            saved[i, extra + _SAVED_S0] = s0
+            saved[i, extra + _SAVED_S1] = s1
         w = widths[k]
         h = heights[k]
         slope = h / w
@@ -197,36 +226,31 @@ def _forward_loop(x, params, n_bins, geometry, affine, scale_limit, out, logdet)
 
 
 @_kernel
-def _backward_loop(x, params, grad_out, grad_logdet, n_bins, geometry, affine, scale_limit,
+def _backward_loop(x, saved, grad_out, grad_logdet, n_bins, geometry, affine, scale_limit,
                    grad_x, grad_params):  # fmt: skip
     """Gradients of :func:`_forward_loop`'s two outputs with respect to x and the parameters.
 
-    Recomputes the forward quantities of each point: cheaper in registers than storing them.
+    Reads each point's bin and knot values from the forward loop's ``saved`` rows.
     """
-    bound, min_bin_size, _, shift = geometry
+    bound, min_bin_size, _, _ = geometry
     first = 2 if affine else 0
     size_scale = 2.0 * bound * (1.0 - min_bin_size * n_bins)
     min_size = 2.0 * bound * min_bin_size
-    widths = np.empty(n_bins)
-    heights = np.empty(n_bins)
+    extra = 2 * n_bins
     for i in range(x.shape[0]):
         gy = float(grad_out[i])
         gl = float(grad_logdet[i])
-        xv = float(x[i])
-        u = xv
-        tanh = 0.0
-        if affine:
-            u, _, tanh = _affine_step(params, i, xv, scale_limit)
         for j in range(first, grad_params.shape[0]):
             grad_params[j, i] = 0.0
         g_u = gy  # the identity outside the interval
-        if -bound <= u <= bound:
-            shifted = u + bound
-            k, left_x, _, d0, d1 = _locate(
-                params, first, i, shifted, False, geometry, widths, heights
-            )
-            w = widths[k]
-            h = heights[k]
+        if saved[i, extra + _SAVED_INSIDE] > 0.0:
+            shifted = saved[i, extra + _SAVED_U] + bound
+            k = int(saved[i, extra + _SAVED_K])
+            left_x = saved[i, extra + _SAVED_LEFT_X]
+            d0 = saved[i, extra + _SAVED_D0]
+            d1 = saved[i, extra + _SAVED_D1]
+            w = saved[i, k]
+            h = saved[i, n_bins + k]
             slope = h / w
             xi = min(max((shifted - left_x) / w, 0.0), 1.0)
             one_m_xi = 1.0 - xi
@@ -260,6 +284,8 @@ def _backward_loop(x, params, grad_out, grad_logdet, n_bins, geometry, affine, s
             g_u = g_xi * inv_w
             g_w = -(g_xi * xi + g_slope * slope) * inv_w
             g_h = gy * numer_ratio + g_slope * inv_w
+            widths = saved[i, :n_bins]
+            heights = saved[i, n_bins:extra]
             _softmax_backward(grad_params, first, i, k, g_w, -g_u, widths, size_scale, min_size)
             _softmax_backward(
                 grad_params, first + n_bins, i, k, g_h, gy, heights, size_scale, min_size
@@ -267,15 +293,15 @@ def _backward_loop(x, params, grad_out, grad_logdet, n_bins, geometry, affine, s
             # Interior derivative r is knot r + 1: d0 for r = k - 1, d1 for r = k.
             interior = first + 2 * n_bins
             if k > 0:
-                raw = params[interior + k - 1, i] + shift
-                grad_params[interior + k - 1, i] = g_d0 * _sigmoid(raw)
+                grad_params[interior + k - 1, i] = g_d0 * saved[i, extra + _SAVED_S0]
             if k < n_bins - 1:
-                grad_params[interior + k, i] = g_d1 * _sigmoid(params[interior + k, i] + shift)
+                grad_params[interior + k, i] = g_d1 * saved[i, extra + _SAVED_S1]
         if affine:
             # Through u = x * exp(s) + t, s = limit * tanh(a / limit); the log-det gains s.
+            tanh = saved[i, extra + _SAVED_TANH]
             grad_params[1, i] = g_u
             g_x = g_u * math.exp(scale_limit * tanh)
-            grad_params[0, i] = (gl + g_x * xv) * (1.0 - tanh * tanh)
+            grad_params[0, i] = (gl + g_x * float(x[i])) * (1.0 - tanh * tanh)
             grad_x[i] = g_x
         else:
             grad_x[i] = g_u
@@ -294,7 +320,9 @@ def _inverse_loop(z, params, n_bins, geometry, out, logdet):
             logdet[i] = 0.0
             continue
         shifted = y + bound
-        k, left_x, left_y, d0, d1 = _locate(params, 0, i, shifted, True, geometry, widths, heights)
+        k, left_x, left_y, d0, d1, _, _ = _locate(
+            params, 0, i, shifted, True, geometry, widths, heights
+        )
         w = widths[k]
         h = heights[k]
         slope = h / w
@@ -339,67 +367,65 @@ def _arrays(inputs: torch.Tensor, params: torch.Tensor) -> tuple[np.ndarray, np.
 def forward(
     inputs: torch.Tensor,
     params: torch.Tensor,
-    bound: float,
-    min_bin_size: float,
-    min_derivative: float,
-    shift: float,
+    geometry: tuple[float, float, float, float],
     scale_limit: float | None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    keep: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Spline (after the affine step if ``scale_limit`` is set) and its log-derivative.
 
-    ``params`` is parameters-first, ``(n_params, *inputs.shape)``, as in ``splines``.
+    ``params`` is parameters-first, ``(n_params, *inputs.shape)``, as in ``splines``;
+    ``geometry`` is ``(bound, min_bin_size, min_derivative, derivative shift)``. With ``keep``,
+    also returns what :func:`backward` needs (float64, a row per point), else None.
     """
+    _load()
     x, p = _arrays(inputs, params)
     out = torch.empty_like(inputs, memory_format=torch.contiguous_format)
     logdet = torch.empty_like(out)
     n_bins = (p.shape[0] - (0 if scale_limit is None else 2) + 1) // 3
-    geometry = (bound, min_bin_size, min_derivative, shift)
+    saved = torch.empty((x.shape[0] if keep else 0, 2 * n_bins + N_SAVED), dtype=torch.float64)
     _forward_loop(
         x, p, n_bins, geometry, scale_limit is not None,
-        1.0 if scale_limit is None else scale_limit, out.view(-1).numpy(), logdet.view(-1).numpy(),
+        1.0 if scale_limit is None else scale_limit, out.view(-1).numpy(),
+        logdet.view(-1).numpy(), saved.numpy(),
     )  # fmt: skip
-    return out, logdet
+    return out, logdet, saved if keep else None
 
 
 def backward(
     inputs: torch.Tensor,
-    params: torch.Tensor,
+    saved: torch.Tensor,
+    n_params: int,
     grad_out: torch.Tensor,
     grad_logdet: torch.Tensor,
-    bound: float,
-    min_bin_size: float,
-    min_derivative: float,
-    shift: float,
+    geometry: tuple[float, float, float, float],
     scale_limit: float | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gradients of :func:`forward`'s two outputs with respect to ``inputs`` and ``params``."""
-    x, p = _arrays(inputs, params)
+    """Gradients of :func:`forward`'s two outputs with respect to ``inputs`` and ``params``.
+
+    ``saved`` is what :func:`forward` kept; the parameter gradient has ``n_params`` rows.
+    """
+    _load()
     grad_inputs = torch.empty_like(inputs, memory_format=torch.contiguous_format)
-    grad_params = torch.empty_like(params, memory_format=torch.contiguous_format)
-    n_bins = (p.shape[0] - (0 if scale_limit is None else 2) + 1) // 3
-    geometry = (bound, min_bin_size, min_derivative, shift)
+    grad_params = inputs.new_empty((n_params, *inputs.shape))
+    n_bins = (n_params - (0 if scale_limit is None else 2) + 1) // 3
     _backward_loop(
-        x, p, grad_out.detach().reshape(-1).contiguous().numpy(),
+        inputs.detach().reshape(-1).contiguous().numpy(), saved.numpy(),
+        grad_out.detach().reshape(-1).contiguous().numpy(),
         grad_logdet.detach().reshape(-1).contiguous().numpy(), n_bins, geometry,
         scale_limit is not None, 1.0 if scale_limit is None else scale_limit,
-        grad_inputs.view(-1).numpy(), grad_params.view(p.shape).numpy(),
+        grad_inputs.view(-1).numpy(), grad_params.view(n_params, -1).numpy(),
     )  # fmt: skip
     return grad_inputs, grad_params
 
 
 def inverse(
-    inputs: torch.Tensor,
-    params: torch.Tensor,
-    bound: float,
-    min_bin_size: float,
-    min_derivative: float,
-    shift: float,
+    inputs: torch.Tensor, params: torch.Tensor, geometry: tuple[float, float, float, float]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Inverse spline (no affine step) and its log-derivative; no gradient."""
+    _load()
     z, p = _arrays(inputs, params)
     out = torch.empty_like(inputs, memory_format=torch.contiguous_format)
     logdet = torch.empty_like(out)
     n_bins = (p.shape[0] + 1) // 3
-    geometry = (bound, min_bin_size, min_derivative, shift)
     _inverse_loop(z, p, n_bins, geometry, out.view(-1).numpy(), logdet.view(-1).numpy())
     return out, logdet

@@ -227,12 +227,14 @@ class _ForwardSpline(torch.autograd.Function):
         ctx.constants = (bound, min_bin_size, min_derivative, scale_limit)
         ctx.fused = spline_kernels.applicable(inputs, params)
         if ctx.fused:
-            # Small CPU slabs: the fused loops, which recompute what the backward pass needs.
-            ctx.save_for_backward(inputs, params)
-            shift = _derivative_shift(min_derivative)
-            return spline_kernels.forward(
-                inputs, params, bound, min_bin_size, min_derivative, shift, scale_limit
+            # Small CPU slabs: the fused loops (see ``spline_kernels``).
+            geometry = (bound, min_bin_size, min_derivative, _derivative_shift(min_derivative))
+            out, logdet, saved = spline_kernels.forward(
+                inputs, params, geometry, scale_limit, keep=any(ctx.needs_input_grad[:2])
             )
+            ctx.save_for_backward(inputs, saved)
+            ctx.n_params = params.shape[0]
+            return out, logdet
         x = tanh = scale = None
         if scale_limit is not None:
             x = inputs
@@ -283,12 +285,12 @@ class _ForwardSpline(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_out, grad_logdet):
         if ctx.fused:
-            inputs, params = ctx.saved_tensors
+            inputs, saved = ctx.saved_tensors
             bound, min_bin_size, min_derivative, scale_limit = ctx.constants
+            geometry = (bound, min_bin_size, min_derivative, _derivative_shift(min_derivative))
             g_inputs, g_params = spline_kernels.backward(
-                inputs, params, grad_out, grad_logdet, bound, min_bin_size, min_derivative,
-                _derivative_shift(min_derivative), scale_limit,
-            )  # fmt: skip
+                inputs, saved, ctx.n_params, grad_out, grad_logdet, geometry, scale_limit
+            )
             return g_inputs, g_params, None, None, None, None
         (
             params, probs, at_or_below, index, inside, w, h, left_x, left_y, slope, xi, xi_1m,
@@ -370,9 +372,8 @@ def _inverse_spline(inputs, params, bound, min_bin_size, min_derivative):
     """Inverse spline map (parameters first), plain autograd or, without a gradient, fused."""
     needs_grad = torch.is_grad_enabled() and (inputs.requires_grad or params.requires_grad)
     if not needs_grad and spline_kernels.applicable(inputs, params):
-        return spline_kernels.inverse(
-            inputs, params, bound, min_bin_size, min_derivative, _derivative_shift(min_derivative)
-        )
+        geometry = (bound, min_bin_size, min_derivative, _derivative_shift(min_derivative))
+        return spline_kernels.inverse(inputs, params, geometry)
     _, table, derivs = _bin_tables(params, bound, min_bin_size, min_derivative)
     inside = (inputs >= -bound) & (inputs <= bound)
     shifted = inputs.clamp(-bound, bound) + bound
