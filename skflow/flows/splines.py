@@ -232,7 +232,10 @@ class _ForwardSpline(torch.autograd.Function):
             out, logdet, saved = spline_kernels.forward(
                 inputs, params, geometry, scale_limit, keep=any(ctx.needs_input_grad[:2])
             )
-            ctx.save_for_backward(inputs, saved)
+            # The NumPy array of per-point values rides on ``ctx``; the inputs are saved as
+            # tensors, so autograd still notices if they are modified in place before backward.
+            ctx.save_for_backward(inputs)
+            ctx.kernel_saved = saved
             ctx.n_params = params.shape[0]
             return out, logdet
         x = tanh = scale = None
@@ -285,11 +288,11 @@ class _ForwardSpline(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_out, grad_logdet):
         if ctx.fused:
-            inputs, saved = ctx.saved_tensors
+            (inputs,) = ctx.saved_tensors
             bound, min_bin_size, min_derivative, scale_limit = ctx.constants
             geometry = (bound, min_bin_size, min_derivative, _derivative_shift(min_derivative))
             g_inputs, g_params = spline_kernels.backward(
-                inputs, saved, ctx.n_params, grad_out, grad_logdet, geometry, scale_limit
+                inputs, ctx.kernel_saved, ctx.n_params, grad_out, grad_logdet, geometry, scale_limit
             )
             return g_inputs, g_params, None, None, None, None
         (
