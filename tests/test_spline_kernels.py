@@ -7,6 +7,7 @@ outside ``torch.compile``, and that an estimator fits to the same model either w
 
 from __future__ import annotations
 
+import math
 import sys
 
 import numpy as np
@@ -39,13 +40,21 @@ def _case(n: int, affine: bool, dtype: torch.dtype, seed: int = 0):
     return x, params
 
 
-def _run(x, params, affine: bool, inverse: bool):
-    """Outputs, log-derivatives and (forward only) the gradients of a random linear loss."""
-    x = x.clone().requires_grad_(not inverse)
-    params = params.clone().requires_grad_(not inverse)
-    if inverse:
+def _run(x, params, affine: bool, mode: str):
+    """Outputs, log-derivatives and, when training, the gradients of a random linear loss.
+
+    ``mode``: "train" (forward with gradients: the per-point loops), "eval" (forward without
+    gradients: the block loops) or "inverse" (the inverse block loop).
+    """
+    if mode != "train":
         with torch.no_grad():
-            return rational_quadratic_spline_params_first(x, params, BOUND, inverse=True)
+            if mode == "inverse":
+                return rational_quadratic_spline_params_first(x, params, BOUND, inverse=True)
+            if affine:
+                return affine_rational_quadratic_spline(x, params, BOUND, scale_limit=3.0)
+            return rational_quadratic_spline_params_first(x, params, BOUND)
+    x = x.clone().requires_grad_()
+    params = params.clone().requires_grad_()
     if affine:
         out, logdet = affine_rational_quadratic_spline(x, params, BOUND, scale_limit=3.0)
     else:
@@ -60,20 +69,24 @@ def _run(x, params, affine: bool, inverse: bool):
     return out.detach(), logdet.detach(), x.grad, params.grad
 
 
-@pytest.mark.parametrize(("affine", "inverse"), [(False, False), (True, False), (False, True)])
-def test_fused_kernels_agree_with_the_torch_code(monkeypatch, affine, inverse):
+@pytest.mark.parametrize(
+    ("affine", "mode"),
+    [(False, "train"), (True, "train"), (False, "eval"), (True, "eval"), (False, "inverse")],
+)
+def test_fused_kernels_agree_with_the_torch_code(monkeypatch, affine, mode):
     """Float64: the same algebra to rounding. Float32: at least as accurate as torch's own code.
 
     The kernels compute in float64 whatever the storage type, so in float32 they are nearer
     the float64 result than the torch code is (the gradients of steep bins are ill conditioned
     in float32 on either path, which is why the float32 check is relative to torch's error).
+    The 1,000 points span several of the block loops' blocks, the last one partial.
     """
     x, params = _case(1000, affine, torch.float64)
-    fused64 = _run(x, params, affine, inverse)
-    fused32 = _run(x.float(), params.float(), affine, inverse)
+    fused64 = _run(x, params, affine, mode)
+    fused32 = _run(x.float(), params.float(), affine, mode)
     monkeypatch.setattr(spline_kernels, "ENABLED", False)
-    torch64 = _run(x, params, affine, inverse)
-    torch32 = _run(x.float(), params.float(), affine, inverse)
+    torch64 = _run(x, params, affine, mode)
+    torch32 = _run(x.float(), params.float(), affine, mode)
     for got64, got32, expected64, expected32 in zip(
         fused64, fused32, torch64, torch32, strict=True
     ):
@@ -83,6 +96,21 @@ def test_fused_kernels_agree_with_the_torch_code(monkeypatch, affine, inverse):
         error_fused = (got32.double() - expected64).abs().max()
         error_torch = (expected32.double() - expected64).abs().max()
         assert error_fused <= 1.5 * error_torch + 1e-6
+
+
+def test_nan_stays_nan(monkeypatch):
+    """A NaN point or parameter gives NaN, never a finite value, on every path."""
+    x, params = _case(300, affine=True, dtype=torch.float64)
+    x[10] = math.nan
+    params[5, 20] = math.nan  # a width parameter of point 20
+    params[0, 30] = math.nan  # the log-scale of point 30
+    for mode in ("train", "eval"):
+        out, logdet = _run(x, params, True, mode)[:2]
+        for i in (10, 20, 30):
+            assert math.isnan(out[i]) or math.isnan(logdet[i]), (mode, i)
+        assert torch.isfinite(out[40:]).all()
+    out, logdet = _run(x, params[2:], False, "inverse")
+    assert math.isnan(out[10]) and math.isnan(out[20])
 
 
 def _count_kernel_calls(monkeypatch) -> dict[str, int]:
@@ -98,26 +126,29 @@ def _count_kernel_calls(monkeypatch) -> dict[str, int]:
     return calls
 
 
-def test_kernels_run_on_small_cpu_slabs_only(monkeypatch):
+def test_kernels_run_on_cpu_and_for_training_on_small_slabs_only(monkeypatch):
     calls = _count_kernel_calls(monkeypatch)
     limit = spline_kernels.MAX_ELEMENTS
-    for n, expected in [(limit, 1), (limit + 1, 0)]:
+    for n, trained in [(limit, 1), (limit + 1, 0)]:
         x, params = _case(n, affine=True, dtype=torch.float32)
         x.requires_grad_()
         out, logdet = affine_rational_quadratic_spline(x, params, BOUND, scale_limit=3.0)
         (out.sum() + logdet.sum()).backward()
+        assert calls == {"forward": trained, "backward": trained, "inverse": 0}
+        # Without gradients, every size (the block loops are faster than torch throughout).
         with torch.no_grad():
+            affine_rational_quadratic_spline(x, params, BOUND, scale_limit=3.0)
             rational_quadratic_spline_params_first(x, params[2:], BOUND, inverse=True)
-        assert calls == {"forward": expected, "backward": expected, "inverse": expected}
+        assert calls == {"forward": trained + 1, "backward": trained, "inverse": 1}
         calls.update(forward=0, backward=0, inverse=0)
     # An inverse that must be differentiated runs as torch code.
     x, params = _case(10, affine=False, dtype=torch.float64)
-    out, _ = rational_quadratic_spline_params_first(x.requires_grad_(), params, BOUND, inverse=True)
+    rational_quadratic_spline_params_first(x.requires_grad_(), params, BOUND, inverse=True)
     assert calls["inverse"] == 0
-    # Integer, half-precision and mixed-dtype inputs are not the kernels' business either.
+    # Half-precision and mixed-dtype inputs are not the kernels' business either.
     x, params = _case(10, affine=False, dtype=torch.float16)
-    assert not spline_kernels.applicable(x, params)
-    assert not spline_kernels.applicable(x.double(), params.float())
+    assert not spline_kernels.applicable(x, params, differentiable=False)
+    assert not spline_kernels.applicable(x.double(), params.float(), differentiable=False)
 
 
 def test_torch_compile_traces_the_torch_code(monkeypatch):
@@ -153,4 +184,4 @@ def test_a_broken_numba_install_warns_and_falls_back_to_torch(monkeypatch):
     monkeypatch.setattr(spline_kernels, "_load", spline_kernels._load.__wrapped__)
     x, params = _case(32, affine=False, dtype=torch.float64)
     with pytest.warns(RuntimeWarning, match="numba is installed but failed to import"):
-        assert not spline_kernels.applicable(x, params)
+        assert not spline_kernels.applicable(x, params, differentiable=False)

@@ -117,7 +117,7 @@ def rational_quadratic_spline_params_first(
         )
     if inverse:
         return _inverse_spline(inputs, params, float(bound), min_bin_size, min_derivative)
-    return _ForwardSpline.apply(inputs, params, float(bound), min_bin_size, min_derivative)
+    return _forward_spline(inputs, params, float(bound), min_bin_size, min_derivative, None)
 
 
 def affine_rational_quadratic_spline(
@@ -163,8 +163,21 @@ def affine_rational_quadratic_spline(
             f"params must have shape (n_params, *inputs.shape) = (n, {tuple(inputs.shape)}), "
             f"got {tuple(params.shape)}"
         )
-    return _ForwardSpline.apply(
+    return _forward_spline(
         inputs, params, float(bound), min_bin_size, min_derivative, float(scale_limit)
+    )
+
+
+def _needs_grad(inputs: torch.Tensor, params: torch.Tensor) -> bool:
+    """Whether autograd will record this call (``Function.forward`` runs in no-grad mode, and
+    its ``needs_input_grad`` ignores an enclosing ``torch.no_grad``)."""
+    return torch.is_grad_enabled() and (inputs.requires_grad or params.requires_grad)
+
+
+def _forward_spline(inputs, params, bound, min_bin_size, min_derivative, scale_limit):
+    differentiable = _needs_grad(inputs, params)
+    return _ForwardSpline.apply(
+        inputs, params, bound, min_bin_size, min_derivative, scale_limit, differentiable
     )
 
 
@@ -228,14 +241,16 @@ class _ForwardSpline(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, inputs, params, bound, min_bin_size, min_derivative, scale_limit=None):
+    def forward(
+        ctx, inputs, params, bound, min_bin_size, min_derivative, scale_limit, differentiable
+    ):
         ctx.constants = (bound, min_bin_size, min_derivative, scale_limit)
-        ctx.fused = spline_kernels.applicable(inputs, params)
+        ctx.fused = spline_kernels.applicable(inputs, params, differentiable=differentiable)
         if ctx.fused:
-            # Small CPU slabs: the fused loops (see ``spline_kernels``).
+            # The fused CPU loops (see ``spline_kernels``).
             geometry = (bound, min_bin_size, min_derivative, _derivative_shift(min_derivative))
             out, logdet, saved = spline_kernels.forward(
-                inputs, params, geometry, scale_limit, keep=any(ctx.needs_input_grad[:2])
+                inputs, params, geometry, scale_limit, keep=differentiable
             )
             # The NumPy array of per-point values rides on ``ctx``; the inputs are saved as
             # tensors, so autograd still notices if they are modified in place before backward.
@@ -299,7 +314,7 @@ class _ForwardSpline(torch.autograd.Function):
             g_inputs, g_params = spline_kernels.backward(
                 inputs, ctx.kernel_saved, ctx.n_params, grad_out, grad_logdet, geometry, scale_limit
             )
-            return g_inputs, g_params, None, None, None, None
+            return g_inputs, g_params, None, None, None, None, None
         (
             params, probs, at_or_below, index, inside, w, h, left_x, left_y, slope, xi, xi_1m,
             denom, numer, deriv_numer, dydx, d0, d1, x, tanh, scale,
@@ -366,20 +381,21 @@ class _ForwardSpline(torch.autograd.Function):
         d_interior = torch.sigmoid(params[2 * n_bins :] + _derivative_shift(min_derivative))
         torch.mul(g_interior, d_interior, out=g_params[offset + 2 * n_bins :])
         if scale_limit is None:
-            return g_inputs, g_params, None, None, None, None
+            return g_inputs, g_params, None, None, None, None, None
 
         # Through u = x * exp(s) + t, s = limit * tanh(a / limit); log-det gains s.
         g_params[1] = g_inputs
         g_x = g_inputs * scale
         g_log_scale = torch.addcmul(grad_logdet, g_x, x)
         torch.mul(g_log_scale, 1.0 - tanh.square(), out=g_params[0])
-        return g_x, g_params, None, None, None, None
+        return g_x, g_params, None, None, None, None, None
 
 
 def _inverse_spline(inputs, params, bound, min_bin_size, min_derivative):
     """Inverse spline map (parameters first), plain autograd or, without a gradient, fused."""
-    needs_grad = torch.is_grad_enabled() and (inputs.requires_grad or params.requires_grad)
-    if not needs_grad and spline_kernels.applicable(inputs, params):
+    if not _needs_grad(inputs, params) and spline_kernels.applicable(
+        inputs, params, differentiable=False
+    ):
         geometry = (bound, min_bin_size, min_derivative, _derivative_shift(min_derivative))
         return spline_kernels.inverse(inputs, params, geometry)
     _, table, derivs = _bin_tables(params, bound, min_bin_size, min_derivative)
