@@ -1,19 +1,27 @@
 """Fused CPU kernels for the rational-quadratic spline, compiled by numba when it is installed.
 
 On a CPU the torch formulation in :mod:`skflow.flows.splines` runs several dozen small kernels
-per call, each over a slab of a few hundred to a few thousand values, so on small slabs the
-spline's cost is mostly per-kernel dispatch, not arithmetic. These loops compute the whole map
-one point at a time, in registers, with the same formula and parameterisation; they take the
-softplus of only the two knot derivatives that bound each point's bin, where the tensor code
-takes all of them; and the forward loop keeps what the closed-form backward loop needs.
+per call, each over a slab of a few hundred to a few thousand values: on small slabs the cost is
+mostly per-kernel dispatch, on large ones memory traffic through full-size temporaries. These
+loops compute the same formula, with the same parameterisation and closed-form gradient, in a
+few passes over blocks of 128 points, each pass a loop the compiler turns into SIMD code:
+``exp`` is a polynomial with the exponent set through its bits (libm's is a scalar call, which
+would keep the loops scalar), and only the two knot derivatives that bound each point's bin go
+through a softplus, where the tensor code takes all of them. The forward pass of a training
+step keeps each point's bin values for the backward pass, which then needs no transcendental
+function at all.
 
-The loops are scalar code: numba has no vectorised ``exp`` here, and a point needs about twenty
-transcendental functions (the softmax of its widths and heights), so on large slabs torch's
-vectorised kernels win. On one thread of this project's 2-core machine (float32, 8 bins, with
-the affine step, best of 300 calls), forward + backward of 512 points took about 160 us
-against torch's 660; for 4,096 points 1,800 us against 1,090. So the kernels take at most
-:data:`MAX_ELEMENTS` points per call, which covers training batches of flows with a few
-features, and torch runs the rest.
+On one thread of this project's 2-core machine (float32, 8 bins, with the affine step, best of
+100 calls):
+
+* without gradients (scoring, sampling, validation) they are faster at every size measured:
+  for 512 / 8,594 / 16,384 points the forward map took 51 / 746 / 1,496 us against torch's
+  458 / 948 / 2,130, the inverse 71 / 731 / 1,489 against 419 / 911 / 1,826;
+* a training step's forward + backward through autograd took 223 us against 677 for 512
+  points and 1,131 against 1,124 for 4,096; in whole fits of the benchmark flow, training was
+  1.36x faster at d = 2 (512 points per call), 1.09x at d = 16 (4,096) and 0.90x at d = 64
+  (16,384), where writing and reading the kept values costs more than torch's kernels. So
+  calls that will be differentiated take the kernels up to :data:`MAX_ELEMENTS` points.
 
 Arithmetic is in float64 whatever the storage type, so float32 results agree with the torch
 path to float32 rounding, not bit for bit.
@@ -34,16 +42,17 @@ from ._compiling import is_compiling
 # numba is optional (``pip install "skflow[numba]"``); without it the torch formulation runs
 # everywhere. It is imported, and the kernels compiled or loaded from numba's disk cache, on
 # the first call that uses them: importing numba costs about 0.25 s, which ``import skflow``
-# and every joblib worker that never trains a small flow should not pay.
+# and every joblib worker that never touches a spline should not pay. Compiling them takes
+# about 10-15 s, once per installation (numba caches the machine code on disk).
 AVAILABLE = importlib.util.find_spec("numba") is not None
 # Tests switch the kernels off to compare the two paths.
 ENABLED = AVAILABLE
-# Largest slab (points per call) the kernels take; see the module docstring.
-MAX_ELEMENTS = 2048
+# Largest slab (points per call) the kernels take in training; see the module docstring.
+MAX_ELEMENTS = 8192
 
 # The functions below are plain Python until :func:`_load` replaces each with its compiled
-# version (in this order, callees first, since numba resolves a call through the module's
-# globals when it compiles the caller).
+# version (all before the first call: numba resolves a callee through the module's globals
+# when it compiles the caller).
 _KERNELS: list[str] = []
 
 
@@ -69,251 +78,29 @@ def _load() -> bool:
     options = {"nogil": True, "error_model": "numpy"}
     for name in _KERNELS:
         function = globals()[name]
-        # Helpers are inlined into the loops before type inference, so that their constant
-        # arguments (which axis to search, whether there is an affine step) fold away.
-        inline = "never" if name.endswith("_loop") else "always"
         try:
-            globals()[name] = numba.njit(cache=True, inline=inline, **options)(function)
+            globals()[name] = numba.njit(cache=True, **options)(function)
         except RuntimeError:  # no writable cache directory: compile in every process
-            globals()[name] = numba.njit(inline=inline, **options)(function)
+            globals()[name] = numba.njit(**options)(function)
     return True
 
 
-@_kernel
-def _softmax_sizes(params, first, column, scale, offset, sizes):
-    """Bin sizes ``softmax(raw) * scale + offset`` of one point into ``sizes``."""
-    n_bins = sizes.shape[0]
-    top = params[first, column]
-    for j in range(1, n_bins):
-        top = max(top, params[first + j, column])
-    total = 0.0
-    for j in range(n_bins):
-        sizes[j] = math.exp(params[first + j, column] - top)
-        total += sizes[j]
-    factor = scale / total  # one division instead of one per bin
-    for j in range(n_bins):
-        sizes[j] = sizes[j] * factor + offset
-
-
-@_kernel
-def _knot_derivative(params, first, column, knot, n_bins, shift, min_derivative):
-    """``(derivative, d derivative / d raw)`` at knot ``knot`` (0..n_bins).
-
-    1 and 0 at both ends; inside, a shifted softplus of the raw parameter and its sigmoid.
-    """
-    if knot == 0 or knot == n_bins:
-        return 1.0, 0.0
-    raw = params[first + 2 * n_bins + knot - 1, column] + shift
-    if raw > 20.0:
-        return raw + min_derivative, 1.0 / (1.0 + math.exp(-raw))
-    e = math.exp(raw)
-    return math.log1p(e) + min_derivative, e / (1.0 + e)
-
-
-@_kernel
-def _locate(params, first, column, shifted, geometry, widths, heights):
-    """The bin of a point and what the formula needs about it.
-
-    ``shifted`` is the point measured from ``-bound``; ``geometry`` is (bound, min_bin_size,
-    min_derivative, shift). Fills ``widths`` and ``heights`` and returns
-    ``(k, left_x, left_y, d0, d1, s0, s1)``: the bin index, its left knots (from ``-bound``),
-    the derivatives at its two ends and their derivatives with respect to their raw parameters.
-    """
-    bound, min_bin_size, min_derivative, shift = geometry
-    n_bins = widths.shape[0]
-    scale = 2.0 * bound * (1.0 - min_bin_size * n_bins)
-    offset = 2.0 * bound * min_bin_size
-    _softmax_sizes(params, first, column, scale, offset, widths)
-    _softmax_sizes(params, first + n_bins, column, scale, offset, heights)
-    k = 0
-    left_x = 0.0
-    left_y = 0.0
-    while k < n_bins - 1 and shifted >= left_x + widths[k]:
-        left_x += widths[k]
-        left_y += heights[k]
-        k += 1
-    d0, s0 = _knot_derivative(params, first, column, k, n_bins, shift, min_derivative)
-    d1, s1 = _knot_derivative(params, first, column, k + 1, n_bins, shift, min_derivative)
-    return k, left_x, left_y, d0, d1, s0, s1
-
-
-@_kernel
-def _softmax_backward(grad_params, first, column, k, g_own, g_left, sizes, scale, offset):
-    """Gradient of the raw sizes when bin ``k`` gets ``g_own`` and every bin left of it ``g_left``.
-
-    Bin k's size enters the map as itself, every earlier bin's through the left knot; the
-    gradient then goes back through ``size = softmax(raw) * scale + offset``.
-    """
-    dot = 0.0
-    for j in range(sizes.shape[0]):
-        g = g_left if j < k else (g_own if j == k else 0.0)
-        g_prob = (sizes[j] - offset) * g  # softmax value times (scale times the size's gradient)
-        grad_params[first + j, column] = g_prob
-        dot += g_prob
-    dot /= scale
-    for j in range(sizes.shape[0]):
-        grad_params[first + j, column] -= (sizes[j] - offset) * dot
-
-
-@_kernel
-def _affine_step(params, column, value, scale_limit):
-    """``(u, s, tanh)`` of ``u = value * exp(s) + t``, ``s = limit * tanh(a / limit)``."""
-    tanh = math.tanh(params[0, column] / scale_limit)
-    log_scale = scale_limit * tanh
-    return value * math.exp(log_scale) + params[1, column], log_scale, tanh
-
-
-# What the forward loop keeps of each point for the backward one (columns of ``saved``, after
-# the point's bin widths and heights): recomputing them there cost more than half its time.
-_SAVED_U, _SAVED_TANH, _SAVED_INSIDE, _SAVED_K, _SAVED_LEFT_X = 0, 1, 2, 3, 4
-_SAVED_D0, _SAVED_D1, _SAVED_S0, _SAVED_S1 = 5, 6, 7, 8
-N_SAVED = 9
-
-
-@_kernel
-def _forward_loop(x, params, n_bins, geometry, affine, scale_limit, out, logdet, saved):
-    """Forward map and log-derivative of (the affine step, then) the spline, point by point.
-
-    ``saved`` has ``2 * n_bins + N_SAVED`` columns and a row per point for a backward pass to
-    come, or no rows.
-    """
-    bound = geometry[0]
-    first = 2 if affine else 0
-    keep = saved.shape[0] > 0
-    widths = np.empty(n_bins)
-    heights = np.empty(n_bins)
-    extra = 2 * n_bins
-    for i in range(x.shape[0]):
-        u = float(x[i])
-        log_scale = 0.0
-        tanh = 0.0
-        if affine:
-            u, log_scale, tanh = _affine_step(params, i, u, scale_limit)
-        if keep:
-            saved[i, extra + _SAVED_U] = u
-            saved[i, extra + _SAVED_TANH] = tanh
-            saved[i, extra + _SAVED_INSIDE] = 0.0
-        if u < -bound or u > bound:
-            out[i] = u
-            logdet[i] = log_scale
-            continue
-        shifted = u + bound
-        k, left_x, left_y, d0, d1, s0, s1 = _locate(
-            params, first, i, shifted, geometry, widths, heights
-        )
-        if keep:
-            for j in range(n_bins):
-                saved[i, j] = widths[j]
-                saved[i, n_bins + j] = heights[j]
-            saved[i, extra + _SAVED_INSIDE] = 1.0
-            saved[i, extra + _SAVED_K] = k
-            saved[i, extra + _SAVED_LEFT_X] = left_x
-            saved[i, extra + _SAVED_D0] = d0
-            saved[i, extra + _SAVED_D1] = d1
-            saved[i, extra + _SAVED_S0] = s0
-            saved[i, extra + _SAVED_S1] = s1
-        w = widths[k]
-        h = heights[k]
-        slope = h / w
-        xi = min(max((shifted - left_x) / w, 0.0), 1.0)
-        xi_1m = xi * (1.0 - xi)
-        denom = slope + (d0 + d1 - 2.0 * slope) * xi_1m
-        numer = slope * xi * xi + d0 * xi_1m
-        deriv_numer = d1 * xi * xi + 2.0 * slope * xi_1m + d0 * (1.0 - xi) * (1.0 - xi)
-        out[i] = left_y + h * numer / denom - bound
-        logdet[i] = math.log(deriv_numer * (slope / denom) ** 2) + log_scale
-
-
-@_kernel
-def _backward_loop(x, saved, grad_out, grad_logdet, n_bins, geometry, affine, scale_limit,
-                   grad_x, grad_params):  # fmt: skip
-    """Gradients of :func:`_forward_loop`'s two outputs with respect to x and the parameters.
-
-    Reads each point's bin and knot values from the forward loop's ``saved`` rows.
-    """
-    bound, min_bin_size, _, _ = geometry
-    first = 2 if affine else 0
-    size_scale = 2.0 * bound * (1.0 - min_bin_size * n_bins)
-    min_size = 2.0 * bound * min_bin_size
-    extra = 2 * n_bins
-    for i in range(x.shape[0]):
-        gy = float(grad_out[i])
-        gl = float(grad_logdet[i])
-        for j in range(first, grad_params.shape[0]):
-            grad_params[j, i] = 0.0
-        g_u = gy  # the identity outside the interval
-        if saved[i, extra + _SAVED_INSIDE] > 0.0:
-            shifted = saved[i, extra + _SAVED_U] + bound
-            k = int(saved[i, extra + _SAVED_K])
-            left_x = saved[i, extra + _SAVED_LEFT_X]
-            d0 = saved[i, extra + _SAVED_D0]
-            d1 = saved[i, extra + _SAVED_D1]
-            w = saved[i, k]
-            h = saved[i, n_bins + k]
-            slope = h / w
-            xi = min(max((shifted - left_x) / w, 0.0), 1.0)
-            one_m_xi = 1.0 - xi
-            xi_1m = xi * one_m_xi
-            denom = slope + (d0 + d1 - 2.0 * slope) * xi_1m
-            numer = slope * xi * xi + d0 * xi_1m
-            deriv_numer = d1 * xi * xi + 2.0 * slope * xi_1m + d0 * one_m_xi * one_m_xi
-            dydx = deriv_numer * (slope / denom) ** 2
-
-            # Partial derivatives of (y, log dy/dx) in xi, the slope and the two knot
-            # derivatives, combined with the incoming gradients: the algebra of the torch
-            # backward pass in ``splines``, for one point.
-            inv_denom = 1.0 / denom
-            inv_dnum = 1.0 / deriv_numer
-            two_q = 2.0 * xi_1m
-            numer_ratio = numer * inv_denom
-            gy_h = gy * h * inv_denom
-            gl_2q = gl * two_q * inv_denom
-            ddenom_dxi = (d0 + d1 - 2.0 * slope) * (one_m_xi - xi)
-            ddnum_dxi = 2.0 * (d1 * xi + slope * (one_m_xi - xi) - d0 * one_m_xi)
-            g_xi = gy * w * dydx + gl * (ddnum_dxi * inv_dnum - 2.0 * ddenom_dxi * inv_denom)
-            one_m_2q = 1.0 - two_q
-            g_slope = gy_h * (xi * xi - numer_ratio * one_m_2q) + gl * (
-                2.0 / slope + two_q * inv_dnum - 2.0 * one_m_2q * inv_denom
-            )
-            g_d0 = gy_h * xi_1m * (1.0 - numer_ratio) + gl * one_m_xi**2 * inv_dnum - gl_2q
-            g_d1 = gl * xi * xi * inv_dnum - gy_h * xi_1m * numer_ratio - gl_2q
-
-            # Chain rule through xi = (x - left_x) / w and slope = h / w.
-            inv_w = 1.0 / w
-            g_u = g_xi * inv_w
-            g_w = -(g_xi * xi + g_slope * slope) * inv_w
-            g_h = gy * numer_ratio + g_slope * inv_w
-            widths = saved[i, :n_bins]
-            heights = saved[i, n_bins:extra]
-            _softmax_backward(grad_params, first, i, k, g_w, -g_u, widths, size_scale, min_size)
-            _softmax_backward(
-                grad_params, first + n_bins, i, k, g_h, gy, heights, size_scale, min_size
-            )
-            # Interior derivative r is knot r + 1: d0 for r = k - 1, d1 for r = k.
-            interior = first + 2 * n_bins
-            if k > 0:
-                grad_params[interior + k - 1, i] = g_d0 * saved[i, extra + _SAVED_S0]
-            if k < n_bins - 1:
-                grad_params[interior + k, i] = g_d1 * saved[i, extra + _SAVED_S1]
-        if affine:
-            # Through u = x * exp(s) + t, s = limit * tanh(a / limit); the log-det gains s.
-            tanh = saved[i, extra + _SAVED_TANH]
-            grad_params[1, i] = g_u
-            g_x = g_u * math.exp(scale_limit * tanh)
-            grad_params[0, i] = (gl + g_x * float(x[i])) * (1.0 - tanh * tanh)
-            grad_x[i] = g_x
-        else:
-            grad_x[i] = g_u
-
-
-# Inference (no gradient) runs in blocks of points, each step a loop over the block that the
-# compiler turns into SIMD code: the softmaxes, knots, bin counts and the spline formula.
-# ``exp`` is a polynomial with the exponent set through its bits (libm's is a scalar call,
-# which would keep those loops scalar). Per-point gathers and the logarithms stay scalar.
+# The kernels run over blocks of points, each step a loop over the block that the compiler
+# turns into SIMD code: the softmaxes, knots, bin counts, the spline formula and its gradient.
+# Per-point gathers and the logarithms stay scalar.
 _BLOCK = 128
 _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01  # ln 2 in two parts, so k * ln 2 is exact for |k| < 2**20
 _LN2_LO = 1.90821492927058770002e-10
+# Rows of the per-point values ``_block_geometry`` picks (the last two are its scratch).
+_W, _H, _LEFT_X, _LEFT_Y, _D0, _D1, _S0, _S1 = 0, 1, 2, 3, 4, 5, 6, 7
+_PICKED = 10
+# Rows the forward pass keeps for the backward one, after the bin widths and heights: the
+# picked values, then the bin, the clamped point, whether it was inside, and the affine
+# step's tanh and scale.
+_KEPT_PICKED = 8
+_K, _SHIFTED, _INSIDE, _TANH, _SCALE = 8, 9, 10, 11, 12
+N_KEPT = 13
 
 
 @_kernel
@@ -396,9 +183,11 @@ def _block_bins(shifted, knots, m, index):
 def _block_geometry(params, first, start, m, shifted, on_y, geometry, tables, index, picked, bits):
     """Each point's bin and what the formula needs about it, for a block of points.
 
-    ``tables`` is (4, n_bins, block) scratch for sizes and knots; fills ``picked[0:6, :m]``
-    with the bin's width, height, left x- and y-knots (from ``-bound``) and the derivatives at
-    its two ends, and ``index[:m]`` with the bins.
+    ``tables`` is (4, n_bins, block) for the bin widths, right x-knots, heights and right
+    y-knots (from ``-bound``), which stay there. Fills ``index[:m]`` with the bins and
+    ``picked[:, :m]`` with each bin's width, height, left x- and y-knots, the derivatives at its
+    two ends (``_D0``, ``_D1``) and their derivatives in their raw parameters (``_S0``,
+    ``_S1``); ``picked`` has ``_PICKED`` rows, the last two scratch.
     """
     bound, min_bin_size, min_derivative, shift = geometry
     n_bins = tables.shape[1]
@@ -409,44 +198,54 @@ def _block_geometry(params, first, start, m, shifted, on_y, geometry, tables, in
     _block_knots(params, first + n_bins, start, m, scale, offset, heights, y_knots, picked, bits)
     _block_bins(shifted, y_knots if on_y else x_knots, m, index)
     interior = first + 2 * n_bins
-    raw0 = picked[4]
-    raw1 = picked[5]
+    raw0 = picked[_D0]
+    raw1 = picked[_D1]
     for b in range(m):
         k = index[b]
-        picked[0, b] = widths[k, b]
-        picked[1, b] = heights[k, b]
-        picked[2, b] = x_knots[k, b] - widths[k, b]
-        picked[3, b] = y_knots[k, b] - heights[k, b]
+        picked[_W, b] = widths[k, b]
+        picked[_H, b] = heights[k, b]
+        picked[_LEFT_X, b] = x_knots[k, b] - widths[k, b]
+        picked[_LEFT_Y, b] = y_knots[k, b] - heights[k, b]
         # Raw parameters of knots k and k + 1 (0 stands in at the interval's ends).
         raw0[b] = params[interior + k - 1, start + b] + shift if k > 0 else 0.0
         raw1[b] = params[interior + k, start + b] + shift if k < n_bins - 1 else 0.0
-    exp0 = tables[0, 0]  # the sizes and knots are no longer needed
-    exp1 = tables[0, 1]
+    exp0 = picked[_PICKED - 2]
+    exp1 = picked[_PICKED - 1]
     _exp_block(raw0, exp0, bits, m)
     _exp_block(raw1, exp1, bits, m)
     for b in range(m):
         k = index[b]
-        # softplus(r) = log1p(exp(r)), which is r itself above 20 to float64 precision
+        # softplus(r) = log1p(exp(r)), which is r itself above 20 to float64 precision; its
+        # derivative is the sigmoid exp(r) / (1 + exp(r)).
         soft0 = raw0[b] if raw0[b] > 20.0 else math.log1p(exp0[b])
         soft1 = raw1[b] if raw1[b] > 20.0 else math.log1p(exp1[b])
-        raw0[b] = 1.0 if k == 0 else soft0 + min_derivative
-        raw1[b] = 1.0 if k == n_bins - 1 else soft1 + min_derivative
+        picked[_D0, b] = 1.0 if k == 0 else soft0 + min_derivative
+        picked[_D1, b] = 1.0 if k == n_bins - 1 else soft1 + min_derivative
+        picked[_S0, b] = 0.0 if k == 0 else exp0[b] / (1.0 + exp0[b])
+        picked[_S1, b] = 0.0 if k == n_bins - 1 else exp1[b] / (1.0 + exp1[b])
 
 
 @_kernel
-def _forward_blocks(x, params, n_bins, geometry, affine, scale_limit, out, logdet):
-    """:func:`_forward_loop` without the saved values, in SIMD-friendly blocks."""
+def _forward_blocks(x, params, n_bins, geometry, affine, scale_limit, out, logdet, kept):
+    """Forward map and log-derivative of (the affine step, then) the spline, block by block.
+
+    ``kept`` is ``(2 * n_bins + N_KEPT, N)`` for a backward pass to come (see
+    :func:`_backward_blocks`), or has no columns.
+    """
     bound = geometry[0]
     first = 2 if affine else 0
+    keep = kept.shape[1] > 0
     block = _BLOCK
     u = np.empty(block)
     log_scale = np.empty(block)
+    scale = np.empty(block)
     shifted = np.empty(block)
     work = np.empty(block)
     bits = np.empty(block, np.int64)
     index = np.empty(block, np.int64)
     tables = np.empty((4, n_bins, block))
-    picked = np.empty((6, block))
+    picked = np.empty((_PICKED, block))
+    extra = 2 * n_bins
     for start in range(0, x.shape[0], block):
         m = min(block, x.shape[0] - start)
         if affine:
@@ -456,10 +255,11 @@ def _forward_blocks(x, params, n_bins, geometry, affine, scale_limit, out, logde
             _exp_block(work, u, bits, m)
             for b in range(m):
                 tanh = (1.0 - u[b]) / (1.0 + u[b])
-                log_scale[b] = scale_limit * (tanh if params[0, start + b] >= 0.0 else -tanh)
-            _exp_block(log_scale, u, bits, m)
+                work[b] = tanh if params[0, start + b] >= 0.0 else -tanh
+                log_scale[b] = scale_limit * work[b]
+            _exp_block(log_scale, scale, bits, m)
             for b in range(m):
-                u[b] = x[start + b] * u[b] + params[1, start + b]
+                u[b] = x[start + b] * scale[b] + params[1, start + b]
         else:
             for b in range(m):
                 u[b] = x[start + b]
@@ -468,9 +268,23 @@ def _forward_blocks(x, params, n_bins, geometry, affine, scale_limit, out, logde
             shifted[b] = min(max(u[b], -bound), bound) + bound
         _block_geometry(params, first, start, m, shifted, False, geometry, tables, index,
                         picked, bits)  # fmt: skip
+        if keep:
+            for j in range(n_bins):
+                for b in range(m):
+                    kept[j, start + b] = tables[0, j, b]
+                    kept[n_bins + j, start + b] = tables[2, j, b]
+            for row in range(_KEPT_PICKED):
+                for b in range(m):
+                    kept[extra + row, start + b] = picked[row, b]
+            for b in range(m):
+                kept[extra + _K, start + b] = index[b]
+                kept[extra + _SHIFTED, start + b] = shifted[b]
+                kept[extra + _INSIDE, start + b] = u[b] >= -bound and u[b] <= bound
+                kept[extra + _TANH, start + b] = work[b] if affine else 0.0
+                kept[extra + _SCALE, start + b] = scale[b] if affine else 1.0
         for b in range(m):
-            w, h, left_x, left_y, d0, d1 = (picked[0, b], picked[1, b], picked[2, b],
-                                            picked[3, b], picked[4, b], picked[5, b])  # fmt: skip
+            w, h, d0, d1 = picked[_W, b], picked[_H, b], picked[_D0, b], picked[_D1, b]
+            left_x, left_y = picked[_LEFT_X, b], picked[_LEFT_Y, b]
             slope = h / w
             xi = min(max((shifted[b] - left_x) / w, 0.0), 1.0)
             xi_1m = xi * (1.0 - xi)
@@ -485,6 +299,112 @@ def _forward_blocks(x, params, n_bins, geometry, affine, scale_limit, out, logde
 
 
 @_kernel
+def _backward_blocks(x, kept, grad_out, grad_logdet, n_bins, geometry, affine, grad_x,
+                     grad_params):  # fmt: skip
+    """Gradients of :func:`_forward_blocks`'s two outputs with respect to x and the parameters.
+
+    Reads each point's bin values from ``kept``; no transcendental function is left, so every
+    loop compiles to SIMD code.
+    """
+    bound, min_bin_size, _, _ = geometry
+    first = 2 if affine else 0
+    size_scale = 2.0 * bound * (1.0 - min_bin_size * n_bins)
+    min_size = 2.0 * bound * min_bin_size
+    extra = 2 * n_bins
+    interior = first + 2 * n_bins
+    block = _BLOCK
+    g_own = np.empty((2, block))  # gradient reaching bin k's width and height
+    g_left = np.empty((2, block))  # ... and every bin left of it, through the left knots
+    g_d = np.empty((2, block))  # ... and the raw parameters of the knots at the bin's ends
+    g_u = np.empty(block)
+    dot = np.empty(block)
+    for start in range(0, x.shape[0], block):
+        m = min(block, x.shape[0] - start)
+        for b in range(m):
+            i = start + b
+            inside = kept[extra + _INSIDE, i] > 0.0
+            gy = grad_out[i] if inside else 0.0
+            gl = grad_logdet[i] if inside else 0.0
+            w = kept[extra + _W, i]
+            h = kept[extra + _H, i]
+            d0 = kept[extra + _D0, i]
+            d1 = kept[extra + _D1, i]
+            slope = h / w
+            xi = min(max((kept[extra + _SHIFTED, i] - kept[extra + _LEFT_X, i]) / w, 0.0), 1.0)
+            one_m_xi = 1.0 - xi
+            xi_1m = xi * one_m_xi
+            denom = slope + (d0 + d1 - 2.0 * slope) * xi_1m
+            numer = slope * xi * xi + d0 * xi_1m
+            deriv_numer = d1 * xi * xi + 2.0 * slope * xi_1m + d0 * one_m_xi * one_m_xi
+            dydx = deriv_numer * (slope / denom) ** 2
+
+            # Partial derivatives of (y, log dy/dx) in xi, the slope and the two knot
+            # derivatives, combined with the incoming gradients: the algebra of the torch
+            # backward pass in ``splines``, for one point.
+            inv_denom = 1.0 / denom
+            inv_dnum = 1.0 / deriv_numer
+            two_q = 2.0 * xi_1m
+            numer_ratio = numer * inv_denom
+            gy_h = gy * h * inv_denom
+            gl_2q = gl * two_q * inv_denom
+            ddenom_dxi = (d0 + d1 - 2.0 * slope) * (one_m_xi - xi)
+            ddnum_dxi = 2.0 * (d1 * xi + slope * (one_m_xi - xi) - d0 * one_m_xi)
+            g_xi = gy * w * dydx + gl * (ddnum_dxi * inv_dnum - 2.0 * ddenom_dxi * inv_denom)
+            one_m_2q = 1.0 - two_q
+            g_slope = gy_h * (xi * xi - numer_ratio * one_m_2q) + gl * (
+                2.0 / slope + two_q * inv_dnum - 2.0 * one_m_2q * inv_denom
+            )
+            g_d0 = gy_h * xi_1m * (1.0 - numer_ratio) + gl * one_m_xi**2 * inv_dnum - gl_2q
+            g_d1 = gl * xi * xi * inv_dnum - gy_h * xi_1m * numer_ratio - gl_2q
+
+            # Chain rule through xi = (x - left_x) / w and slope = h / w. Outside the interval
+            # the map is the identity and every spline parameter's gradient is 0.
+            inv_w = 1.0 / w
+            g_u[b] = g_xi * inv_w if inside else grad_out[i]
+            g_own[0, b] = -(g_xi * xi + g_slope * slope) * inv_w
+            g_own[1, b] = gy * numer_ratio + g_slope * inv_w
+            g_left[0, b] = -g_xi * inv_w
+            g_left[1, b] = gy
+            g_d[0, b] = g_d0 * kept[extra + _S0, i]
+            g_d[1, b] = g_d1 * kept[extra + _S1, i]
+        # Back through size = softmax(raw) * size_scale + min_size, for widths and heights.
+        for table in range(2):
+            sizes = table * n_bins
+            for b in range(m):
+                dot[b] = 0.0
+            for j in range(n_bins):
+                for b in range(m):
+                    k = int(kept[extra + _K, start + b])
+                    g = g_left[table, b] if j < k else (g_own[table, b] if j == k else 0.0)
+                    g_prob = (kept[sizes + j, start + b] - min_size) * g
+                    grad_params[first + sizes + j, start + b] = g_prob
+                    dot[b] += g_prob
+            for b in range(m):
+                dot[b] /= size_scale
+            for j in range(n_bins):
+                for b in range(m):
+                    size = kept[sizes + j, start + b]
+                    grad_params[first + sizes + j, start + b] -= (size - min_size) * dot[b]
+        # Interior derivative r is knot r + 1: knot k for r = k - 1, knot k + 1 for r = k.
+        for r in range(n_bins - 1):
+            for b in range(m):
+                k = int(kept[extra + _K, start + b])
+                g = g_d[0, b] if r == k - 1 else (g_d[1, b] if r == k else 0.0)
+                grad_params[interior + r, start + b] = g
+        for b in range(m):
+            i = start + b
+            if affine:
+                # Through u = x exp(s) + t, s = limit * tanh(a / limit); the log-det gains s.
+                tanh = kept[extra + _TANH, i]
+                g_x = g_u[b] * kept[extra + _SCALE, i]
+                grad_params[1, i] = g_u[b]
+                grad_params[0, i] = (grad_logdet[i] + g_x * x[i]) * (1.0 - tanh * tanh)
+                grad_x[i] = g_x
+            else:
+                grad_x[i] = g_u[b]
+
+
+@_kernel
 def _inverse_blocks(z, params, n_bins, geometry, out, logdet):
     """Inverse spline map and its log-derivative (no affine step), in SIMD-friendly blocks."""
     bound = geometry[0]
@@ -494,15 +414,15 @@ def _inverse_blocks(z, params, n_bins, geometry, out, logdet):
     bits = np.empty(block, np.int64)
     index = np.empty(block, np.int64)
     tables = np.empty((4, n_bins, block))
-    picked = np.empty((6, block))
+    picked = np.empty((_PICKED, block))
     for start in range(0, z.shape[0], block):
         m = min(block, z.shape[0] - start)
         for b in range(m):
             shifted[b] = min(max(float(z[start + b]), -bound), bound) + bound
         _block_geometry(params, 0, start, m, shifted, True, geometry, tables, index, picked, bits)
         for b in range(m):
-            w, h, left_x, left_y, d0, d1 = (picked[0, b], picked[1, b], picked[2, b],
-                                            picked[3, b], picked[4, b], picked[5, b])  # fmt: skip
+            w, h, d0, d1 = picked[_W, b], picked[_H, b], picked[_D0, b], picked[_D1, b]
+            left_x, left_y = picked[_LEFT_X, b], picked[_LEFT_Y, b]
             slope = h / w
             curvature = d0 + d1 - 2.0 * slope
             dy = shifted[b] - left_y
@@ -573,39 +493,33 @@ def forward(
     logdet = np.empty_like(x)
     n_bins = (p.shape[0] - (0 if scale_limit is None else 2) + 1) // 3
     affine = scale_limit is not None
+    kept = np.empty((2 * n_bins + N_KEPT, x.shape[0] if keep else 0))
     limit = scale_limit if affine else 1.0
-    saved = None
-    if keep:
-        saved = np.empty((x.shape[0], 2 * n_bins + N_SAVED))
-        _forward_loop(x, p, n_bins, geometry, affine, limit, out, logdet, saved)
-    else:
-        _forward_blocks(x, p, n_bins, geometry, affine, limit, out, logdet)
-    return _tensor(out, inputs.shape), _tensor(logdet, inputs.shape), saved
+    _forward_blocks(x, p, n_bins, geometry, affine, limit, out, logdet, kept)
+    return _tensor(out, inputs.shape), _tensor(logdet, inputs.shape), kept if keep else None
 
 
 def backward(
     inputs: torch.Tensor,
-    saved: np.ndarray,
+    kept: np.ndarray,
     n_params: int,
     grad_out: torch.Tensor,
     grad_logdet: torch.Tensor,
     geometry: tuple[float, float, float, float],
-    scale_limit: float | None,
+    affine: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradients of :func:`forward`'s two outputs with respect to ``inputs`` and ``params``.
 
-    ``saved`` is what :func:`forward` kept; the parameter gradient has ``n_params`` rows.
+    ``kept`` is what :func:`forward` kept; the parameter gradient has ``n_params`` rows.
     """
     _load()
     x = _flat(inputs)
     grad_x = np.empty_like(x)
     grad_params = np.empty((n_params, x.shape[0]), dtype=x.dtype)
-    n_bins = (n_params - (0 if scale_limit is None else 2) + 1) // 3
-    affine = scale_limit is not None
-    limit = scale_limit if affine else 1.0
-    _backward_loop(
-        x, saved, _flat(grad_out), _flat(grad_logdet), n_bins, geometry, affine, limit,
-        grad_x, grad_params,
+    n_bins = (n_params - (2 if affine else 0) + 1) // 3
+    _backward_blocks(
+        x, kept, _flat(grad_out), _flat(grad_logdet), n_bins, geometry, affine, grad_x,
+        grad_params,
     )  # fmt: skip
     return _tensor(grad_x, inputs.shape), _tensor(grad_params, (n_params, *inputs.shape))
 

@@ -20,10 +20,10 @@ the bin lookup and a reversed cumulative sum), the closed form needs a third as 
 same node. The inverse is plain differentiable torch code; it runs when sampling, under no
 gradient.
 
-On a CPU, slabs of at most 2,048 points (the training batches of flows with a few features)
-run as fused loops instead when numba is installed: the same formula and closed-form
-gradient, several times faster there (see ``skflow.flows.spline_kernels``). The values
-agree to rounding. ``torch.compile`` always traces the torch code.
+On a CPU with numba installed, fused loops run instead (``skflow.flows.spline_kernels``): the
+same formula and closed-form gradient, for calls without gradients at any size and for
+training calls of at most 8,192 points (the batches of flows with up to about 16 features).
+The values agree to rounding. ``torch.compile`` always traces the torch code.
 
 Everything is element-wise and written with ``torch.where`` rather than boolean indexing: both
 branches are evaluated on clamped inputs, which keeps values finite for far-out points and
@@ -312,8 +312,9 @@ class _ForwardSpline(torch.autograd.Function):
             bound, min_bin_size, min_derivative, scale_limit = ctx.constants
             geometry = (bound, min_bin_size, min_derivative, _derivative_shift(min_derivative))
             g_inputs, g_params = spline_kernels.backward(
-                inputs, ctx.kernel_saved, ctx.n_params, grad_out, grad_logdet, geometry, scale_limit
-            )
+                inputs, ctx.kernel_saved, ctx.n_params, grad_out, grad_logdet, geometry,
+                scale_limit is not None,
+            )  # fmt: skip
             return g_inputs, g_params, None, None, None, None, None
         (
             params, probs, at_or_below, index, inside, w, h, left_x, left_y, slope, xi, xi_1m,
