@@ -186,6 +186,16 @@ def _derivative_shift(min_derivative: float) -> float:
     return math.log(math.expm1(1.0 - min_derivative))
 
 
+def _kernel_geometry(bound, min_bin_size, min_derivative) -> tuple[float, float, float, float]:
+    """The spline's constants as ``spline_kernels`` takes them (floats: one compiled type)."""
+    return (
+        float(bound),
+        float(min_bin_size),
+        float(min_derivative),
+        _derivative_shift(min_derivative),
+    )
+
+
 def _bin_tables(
     params: torch.Tensor, bound: float, min_bin_size: float, min_derivative: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -248,7 +258,7 @@ class _ForwardSpline(torch.autograd.Function):
         ctx.fused = spline_kernels.applicable(inputs, params, differentiable=differentiable)
         if ctx.fused:
             # The fused CPU loops (see ``spline_kernels``).
-            geometry = (bound, min_bin_size, min_derivative, _derivative_shift(min_derivative))
+            geometry = _kernel_geometry(bound, min_bin_size, min_derivative)
             out, logdet, saved = spline_kernels.forward(
                 inputs, params, geometry, scale_limit, keep=differentiable
             )
@@ -310,7 +320,7 @@ class _ForwardSpline(torch.autograd.Function):
         if ctx.fused:
             (inputs,) = ctx.saved_tensors
             bound, min_bin_size, min_derivative, scale_limit = ctx.constants
-            geometry = (bound, min_bin_size, min_derivative, _derivative_shift(min_derivative))
+            geometry = _kernel_geometry(bound, min_bin_size, min_derivative)
             g_inputs, g_params = spline_kernels.backward(
                 inputs, ctx.kernel_saved, ctx.n_params, grad_out, grad_logdet, geometry,
                 scale_limit is not None,
@@ -397,7 +407,7 @@ def _inverse_spline(inputs, params, bound, min_bin_size, min_derivative):
     if not _needs_grad(inputs, params) and spline_kernels.applicable(
         inputs, params, differentiable=False
     ):
-        geometry = (bound, min_bin_size, min_derivative, _derivative_shift(min_derivative))
+        geometry = _kernel_geometry(bound, min_bin_size, min_derivative)
         return spline_kernels.inverse(inputs, params, geometry)
     _, table, derivs = _bin_tables(params, bound, min_bin_size, min_derivative)
     inside = (inputs >= -bound) & (inputs <= bound)
