@@ -484,7 +484,7 @@ def forward(
 
     ``params`` is parameters-first, ``(n_params, *inputs.shape)``, as in ``splines``;
     ``geometry`` is ``(bound, min_bin_size, min_derivative, derivative shift)``. With ``keep``,
-    also returns what :func:`backward` needs (float64, a row per point), else None.
+    also returns what :func:`backward` needs (float64, a column per point), else None.
     """
     _load()
     x = _flat(inputs)
