@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from ._compiling import is_compiling
+from ._spline_algebra import bin_partials
 
 # numba is optional (``pip install "skflow[numba]"``); without it the torch formulation runs
 # everywhere. It is imported, and the kernels compiled or loaded from numba's disk cache, on
@@ -101,6 +102,10 @@ _PICKED = 10
 _KEPT_PICKED = 8
 _K, _SHIFTED, _INSIDE, _TANH, _SCALE = 8, 9, 10, 11, 12
 N_KEPT = 13
+
+
+# The bin algebra shared with the torch backward pass, compiled here like the kernels.
+bin_partials = _kernel(bin_partials)
 
 
 @_kernel
@@ -338,24 +343,10 @@ def _backward_blocks(x, kept, grad_out, grad_logdet, n_bins, geometry, affine, g
             deriv_numer = d1 * xi * xi + 2.0 * slope * xi_1m + d0 * one_m_xi * one_m_xi
             dydx = deriv_numer * (slope / denom) ** 2
 
-            # Partial derivatives of (y, log dy/dx) in xi, the slope and the two knot
-            # derivatives, combined with the incoming gradients: the algebra of the torch
-            # backward pass in ``splines``, for one point.
-            inv_denom = 1.0 / denom
-            inv_dnum = 1.0 / deriv_numer
-            two_q = 2.0 * xi_1m
-            numer_ratio = numer * inv_denom
-            gy_h = gy * h * inv_denom
-            gl_2q = gl * two_q * inv_denom
-            ddenom_dxi = (d0 + d1 - 2.0 * slope) * (one_m_xi - xi)
-            ddnum_dxi = 2.0 * (d1 * xi + slope * (one_m_xi - xi) - d0 * one_m_xi)
-            g_xi = gy * w * dydx + gl * (ddnum_dxi * inv_dnum - 2.0 * ddenom_dxi * inv_denom)
-            one_m_2q = 1.0 - two_q
-            g_slope = gy_h * (xi * xi - numer_ratio * one_m_2q) + gl * (
-                2.0 / slope + two_q * inv_dnum - 2.0 * one_m_2q * inv_denom
-            )
-            g_d0 = gy_h * xi_1m * (1.0 - numer_ratio) + gl * one_m_xi**2 * inv_dnum - gl_2q
-            g_d1 = gl * xi * xi * inv_dnum - gy_h * xi_1m * numer_ratio - gl_2q
+            g_xi, g_slope, g_d0, g_d1, numer_ratio = bin_partials(
+                gy, gl, w, h, xi, xi_1m, slope, 1.0 / slope, d0, d1, numer, dydx, 1.0 / denom,
+                1.0 / deriv_numer,
+            )  # fmt: skip
 
             # Chain rule through xi = (x - left_x) / w and slope = h / w. Outside the interval
             # the map is the identity and every spline parameter's gradient is 0.

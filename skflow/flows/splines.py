@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from . import spline_kernels
+from ._spline_algebra import bin_partials
 
 DEFAULT_MIN_BIN_SIZE = 1e-3
 DEFAULT_MIN_DERIVATIVE = 1e-3
@@ -336,23 +337,12 @@ class _ForwardSpline(torch.autograd.Function):
         gl = torch.where(inside, grad_logdet, 0.0)
 
         # Partial derivatives of (y, log dy/dx) with respect to xi, the slope h / w and the two
-        # knot derivatives, combined with the incoming gradients (gy, gl).
-        inv_denom = denom.reciprocal()  # (1.0 / t is a Python-level reciprocal and a multiply)
-        inv_dnum = deriv_numer.reciprocal()
-        one_m_xi = 1.0 - xi
-        two_q = 2.0 * xi_1m
-        numer_ratio = numer * inv_denom  # A / denom
-        gy_h = gy * h * inv_denom
-        gl_2q = gl * two_q * inv_denom
-        ddenom_dxi = (d0 + d1 - 2.0 * slope) * (one_m_xi - xi)
-        ddnum_dxi = 2.0 * (d1 * xi + slope * (one_m_xi - xi) - d0 * one_m_xi)
-        g_xi = gy * w * dydx + gl * (ddnum_dxi * inv_dnum - 2.0 * ddenom_dxi * inv_denom)
-        one_m_2q = 1.0 - two_q
-        g_slope = gy_h * (xi.square() - numer_ratio * one_m_2q) + gl * (
-            2.0 * slope.reciprocal() + two_q * inv_dnum - 2.0 * one_m_2q * inv_denom
-        )
-        g_d0 = gy_h * xi_1m * (1.0 - numer_ratio) + gl * one_m_xi.square() * inv_dnum - gl_2q
-        g_d1 = gl * xi.square() * inv_dnum - gy_h * xi_1m * numer_ratio - gl_2q
+        # knot derivatives, combined with the incoming gradients (gy, gl). Reciprocals as
+        # ``t.reciprocal()``: ``1.0 / t`` is a reciprocal and a multiply.
+        g_xi, g_slope, g_d0, g_d1, numer_ratio = bin_partials(
+            gy, gl, w, h, xi, xi_1m, slope, slope.reciprocal(), d0, d1, numer, dydx,
+            denom.reciprocal(), deriv_numer.reciprocal(),
+        )  # fmt: skip
 
         # Chain rule through xi = (x - left_x) / w and slope = h / w.
         inv_w = w.reciprocal()
