@@ -1,4 +1,4 @@
-"""skflow.flows.cpu_math: NumPy kernels where no gradient is recorded, torch's otherwise."""
+"""skflow.flows.cpu_math: NumPy kernels on CPU tensors, torch's where NumPy cannot serve."""
 
 from __future__ import annotations
 
@@ -62,3 +62,34 @@ def test_overflow_gives_inf_silently_like_torch():
     with torch.no_grad():
         assert torch.equal(cpu_math.sinh(x), torch.sinh(x))  # no RuntimeWarning from NumPy
     assert torch.isinf(cpu_math.sinh(x)).all()
+
+
+def test_asinh_records_a_gradient_around_numpy():
+    """With a gradient recorded, asinh's values are NumPy's (the same as without one, so
+    training and scoring agree bit for bit) and its gradient is torch's formula."""
+    x = _values(torch.float32).requires_grad_(True)
+    y = cpu_math.asinh(x)
+    assert type(y.grad_fn).__name__ == "_NumpyAsinhBackward"
+    with torch.no_grad():
+        assert torch.equal(y, cpu_math.asinh(x))
+    (grad,) = torch.autograd.grad(y.sum(), x)
+    torch.testing.assert_close(grad, (x.detach().square() + 1.0).rsqrt(), rtol=0, atol=0)
+
+
+def test_torch_compile_traces_torch_code(monkeypatch):
+    """Under torch.compile the functions trace torch's operations (NumPy calls would break the
+    graph)."""
+    calls = []
+    original = cpu_math._numpy
+
+    def spy(x, numpy_fn):
+        calls.append(numpy_fn)
+        return original(x, numpy_fn)
+
+    monkeypatch.setattr(cpu_math, "_numpy", spy)
+    x = _values(torch.float32)
+    compiled = torch.compile(lambda x: cpu_math.asinh(x) + cpu_math.sinh(x), backend="eager")
+    torch.testing.assert_close(compiled(x), torch.asinh(x) + torch.sinh(x))
+    assert calls == []
+    cpu_math.asinh(x)  # the spy does see an eager call
+    assert calls == [np.arcsinh]
