@@ -1,8 +1,9 @@
 """The fused CPU spline kernels (numba): same numbers as the torch code, used where they should be.
 
 ``test_splines`` runs every mathematical check on both paths; this file checks that the two
-agree on the same inputs, that the dispatcher picks the kernels exactly for small CPU slabs
-outside ``torch.compile``, and that an estimator fits to the same model either way.
+agree on the same inputs, that the kernels' own exp and log are accurate, that the dispatcher
+picks the kernels exactly for float32/64 CPU tensors outside ``torch.compile``, and that an
+estimator fits to the same model either way.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ def _case(n: int, affine: bool, dtype: torch.dtype, seed: int = 0):
 def _run(x, params, affine: bool, mode: str):
     """Outputs, log-derivatives and, when training, the gradients of a random linear loss.
 
-    ``mode``: "train" (forward with gradients: the per-point loops), "eval" (forward without
-    gradients: the block loops) or "inverse" (the inverse block loop).
+    ``mode``: "train" (forward with gradients, kept values, then the backward pass), "eval"
+    (forward without gradients) or "inverse".
     """
     if mode != "train":
         with torch.no_grad():
@@ -113,6 +114,38 @@ def test_nan_stays_nan(monkeypatch):
     assert math.isnan(out[10]) and math.isnan(out[20])
 
 
+def _special_and_random_values(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    specials = [0.0, -0.0, -1.0, 1.0, 2.0, math.sqrt(2.0), np.nextafter(math.sqrt(2.0), 2.0),
+                5e-320, 1e-300, 1e300, math.inf, -math.inf, math.nan]  # fmt: skip
+    return np.concatenate([
+        np.array(specials),
+        rng.uniform(-750.0, 750.0, 5000),  # past both ends of the clamp
+        rng.uniform(-1.0, 1.0, 5000),
+        np.exp(rng.uniform(-700.0, 700.0, 5000)),
+        1.0 + rng.uniform(-1e-9, 1e-9, 1000),  # near log's zero
+    ])  # fmt: skip
+
+
+@pytest.mark.parametrize("name, reference", [("exp", np.exp), ("log", np.log)])
+def test_block_exp_and_log_match_numpy_to_a_few_ulps(name, reference):
+    """The kernels' own exp and log: a few units in the last place from NumPy's, and the same
+    inf, NaN and -inf where NumPy gives them (exp clamps its argument to [-700, 700] first)."""
+    spline_kernels._load()
+    values = _special_and_random_values()
+    out = np.empty_like(values)
+    block = getattr(spline_kernels, f"_{name}_block")
+    block(values, out, np.empty(len(values), np.int64), len(values))
+    with np.errstate(all="ignore"):
+        expected = reference(np.clip(values, -700.0, 700.0) if name == "exp" else values)
+    finite = np.isfinite(expected)
+    np.testing.assert_array_equal(out[~finite], expected[~finite])
+    ulps = np.abs(out[finite] - expected[finite]) / np.spacing(np.abs(expected[finite]))
+    # Near log(1) = 0 the absolute error is what matters: a few ulps of 1.
+    absolute = np.abs(out[finite] - expected[finite]) <= 4 * np.spacing(1.0)
+    assert np.all((ulps <= 4) | absolute), float(ulps.max())
+
+
 def _count_kernel_calls(monkeypatch) -> dict[str, int]:
     calls = {"forward": 0, "backward": 0, "inverse": 0}
     for name in calls:
@@ -126,20 +159,19 @@ def _count_kernel_calls(monkeypatch) -> dict[str, int]:
     return calls
 
 
-def test_kernels_run_on_cpu_and_for_training_on_small_slabs_only(monkeypatch):
+def test_kernels_run_for_every_cpu_call_of_a_float_dtype(monkeypatch):
     calls = _count_kernel_calls(monkeypatch)
-    limit = spline_kernels.MAX_ELEMENTS
-    for n, trained in [(limit, 1), (limit + 1, 0)]:
+    # Training slabs of every size (65,536 points: a batch of 512 rows and 128 changed features).
+    for n in (5, 65_536):
         x, params = _case(n, affine=True, dtype=torch.float32)
         x.requires_grad_()
         out, logdet = affine_rational_quadratic_spline(x, params, BOUND, scale_limit=3.0)
         (out.sum() + logdet.sum()).backward()
-        assert calls == {"forward": trained, "backward": trained, "inverse": 0}
-        # Without gradients, every size (the block loops are faster than torch throughout).
+        assert calls == {"forward": 1, "backward": 1, "inverse": 0}
         with torch.no_grad():
             affine_rational_quadratic_spline(x, params, BOUND, scale_limit=3.0)
             rational_quadratic_spline_params_first(x, params[2:], BOUND, inverse=True)
-        assert calls == {"forward": trained + 1, "backward": trained, "inverse": 1}
+        assert calls == {"forward": 2, "backward": 1, "inverse": 1}
         calls.update(forward=0, backward=0, inverse=0)
     # An inverse that must be differentiated runs as torch code.
     x, params = _case(10, affine=False, dtype=torch.float64)
@@ -147,8 +179,9 @@ def test_kernels_run_on_cpu_and_for_training_on_small_slabs_only(monkeypatch):
     assert calls["inverse"] == 0
     # Half-precision and mixed-dtype inputs are not the kernels' business either.
     x, params = _case(10, affine=False, dtype=torch.float16)
-    assert not spline_kernels.applicable(x, params, differentiable=False)
-    assert not spline_kernels.applicable(x.double(), params.float(), differentiable=False)
+    assert not spline_kernels.applicable(x, params)
+    assert not spline_kernels.applicable(x.double(), params.float())
+    assert spline_kernels.applicable(x.double(), params.double())
 
 
 def test_torch_compile_traces_the_torch_code(monkeypatch):
@@ -184,4 +217,4 @@ def test_a_broken_numba_install_warns_and_falls_back_to_torch(monkeypatch):
     monkeypatch.setattr(spline_kernels, "_load", spline_kernels._load.__wrapped__)
     x, params = _case(32, affine=False, dtype=torch.float64)
     with pytest.warns(RuntimeWarning, match="numba is installed but failed to import"):
-        assert not spline_kernels.applicable(x, params, differentiable=False)
+        assert not spline_kernels.applicable(x, params)

@@ -36,7 +36,6 @@ def spline_path(request, monkeypatch) -> str:
     if request.param == "fused":
         if not spline_kernels.AVAILABLE:
             pytest.skip("numba is not installed, so there are no fused kernels to check")
-        monkeypatch.setattr(spline_kernels, "MAX_ELEMENTS", 1 << 62)
     else:
         monkeypatch.setattr(spline_kernels, "ENABLED", False)
     return request.param

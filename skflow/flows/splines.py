@@ -21,9 +21,8 @@ same node. The inverse is plain differentiable torch code; it runs when sampling
 gradient.
 
 On a CPU with numba installed, fused loops run instead (``skflow.flows.spline_kernels``): the
-same formula and closed-form gradient, for calls without gradients at any size and for
-training calls of at most 8,192 points (the batches of flows with up to about 16 features).
-The values agree to rounding. ``torch.compile`` always traces the torch code.
+same formula and closed-form gradient, for every call on float32 or float64 CPU tensors. The
+values agree to rounding. ``torch.compile`` always traces the torch code.
 
 Everything is element-wise and written with ``torch.where`` rather than boolean indexing: both
 branches are evaluated on clamped inputs, which keeps values finite for far-out points and
@@ -256,7 +255,7 @@ class _ForwardSpline(torch.autograd.Function):
         ctx, inputs, params, bound, min_bin_size, min_derivative, scale_limit, differentiable
     ):
         ctx.constants = (bound, min_bin_size, min_derivative, scale_limit)
-        ctx.fused = spline_kernels.applicable(inputs, params, differentiable=differentiable)
+        ctx.fused = spline_kernels.applicable(inputs, params)
         if ctx.fused:
             # The fused CPU loops (see ``spline_kernels``).
             geometry = _kernel_geometry(bound, min_bin_size, min_derivative)
@@ -394,9 +393,7 @@ class _ForwardSpline(torch.autograd.Function):
 
 def _inverse_spline(inputs, params, bound, min_bin_size, min_derivative):
     """Inverse spline map (parameters first), plain autograd or, without a gradient, fused."""
-    if not _needs_grad(inputs, params) and spline_kernels.applicable(
-        inputs, params, differentiable=False
-    ):
+    if not _needs_grad(inputs, params) and spline_kernels.applicable(inputs, params):
         geometry = _kernel_geometry(bound, min_bin_size, min_derivative)
         return spline_kernels.inverse(inputs, params, geometry)
     _, table, derivs = _bin_tables(params, bound, min_bin_size, min_derivative)
