@@ -80,7 +80,7 @@ FLOW_PARAMETERS = """\
         Where to train: "auto" uses a GPU when CUDA is available, otherwise the CPU.
     compile : bool, default=False
         Run the training loss through ``torch.compile``, which fuses the flow's many small
-        kernels into a few generated loops. On one CPU thread an epoch ran 1.4-2.3x faster
+        kernels into a few generated loops. On one CPU thread an epoch ran 1.2-1.6x faster
         (``docs/benchmarks.md``, "compile=True"), but compiling takes 25-45 s the first time
         a process meets an architecture (less once torch's on-disk cache holds it; later fits
         of the same architecture in the process reuse it). It pays for fits longer than a
