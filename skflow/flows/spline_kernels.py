@@ -22,8 +22,8 @@ On one thread of this project's 2-core machine (float32, 8 bins, with the affine
   against 669 / 1,112 / 3,037 / 12,512, so every call takes the kernels whatever its size.
 
 Every inner loop indexes its arrays by the loop variable itself, on views of the block: see
-the note above :func:`_forward_blocks`, which took the backward pass from 299 to 104 us at
-4,096 points.
+the note above :func:`_load_block`; that took the backward pass from 299 to 104 us at 4,096
+points.
 
 Arithmetic is in float64 whatever the storage type, so float32 results agree with the torch
 path to float32 rounding, not bit for bit.
@@ -193,6 +193,13 @@ def _log_block(values, out, bits, m):
                 out[b] = math.log(values[b])
 
 
+# From here on, every loop indexes its arrays by the loop variable itself, on views of the
+# block (``x[start : start + m]``, the block's slice of ``kept``, ``local``): indexing by
+# ``start + b`` makes numba wrap negative indices around, a select per access that LLVM turns
+# into gathers and scalar code (copying 25 rows of 4,096 parameters took 43 us that way and
+# 9 us on views).
+
+
 @_kernel
 def _load_block(source, start, m, block):
     """``block[r, :m] = source[r, start : start + m]`` for every row, converted to float64."""
@@ -303,11 +310,22 @@ def _block_geometry(local, first, m, shifted, on_y, geometry, tables, index, pic
         picked[_S1, b] = 0.0 if k == n_bins - 1 else exp1[b] / (1.0 + exp1[b])
 
 
-# In every loop below the arrays are indexed by the loop variable itself, on views of the
-# block (``x[start : start + m]``, the block's row of ``kept``, ``local``): indexing by
-# ``start + b`` makes numba wrap negative indices around, a select per access that LLVM turns
-# into gathers and scalar code (copying 25 rows of 4,096 parameters took 43 us that way and
-# 9 us on views).
+@_kernel
+def _block_scratch(params, n_bins):
+    """The per-block work arrays the forward and inverse passes share: the block's parameters
+    (``_load_block``), three rows of per-point floats, int64 scratch for the exponent bits and
+    the bins, the bin tables and the picked values (see :func:`_block_geometry`)."""
+    block = _BLOCK
+    return (
+        np.empty((params.shape[0], block)),
+        np.empty(block),
+        np.empty(block),
+        np.empty(block),
+        np.empty(block, np.int64),
+        np.empty(block, np.int64),
+        np.empty((4, n_bins, block)),
+        np.empty((_PICKED, block)),
+    )
 
 
 @_kernel
@@ -321,17 +339,10 @@ def _forward_blocks(x, params, n_bins, geometry, affine, scale_limit, out, logde
     first = 2 if affine else 0
     keep = kept.shape[0] > 0
     block = _BLOCK
-    local = np.empty((params.shape[0], block))
+    local, shifted, work, logs, bits, index, tables, picked = _block_scratch(params, n_bins)
     u = np.empty(block)
     log_scale = np.empty(block)
     scale = np.empty(block)
-    shifted = np.empty(block)
-    work = np.empty(block)
-    logs = np.empty(block)
-    bits = np.empty(block, np.int64)
-    index = np.empty(block, np.int64)
-    tables = np.empty((4, n_bins, block))
-    picked = np.empty((_PICKED, block))
     extra = 2 * n_bins
     for start in range(0, x.shape[0], block):
         m = min(block, x.shape[0] - start)
@@ -498,14 +509,7 @@ def _inverse_blocks(z, params, n_bins, geometry, out, logdet):
     """Inverse spline map and its log-derivative (no affine step), in SIMD-friendly blocks."""
     bound = geometry[0]
     block = _BLOCK
-    local = np.empty((params.shape[0], block))
-    shifted = np.empty(block)
-    work = np.empty(block)
-    logs = np.empty(block)
-    bits = np.empty(block, np.int64)
-    index = np.empty(block, np.int64)
-    tables = np.empty((4, n_bins, block))
-    picked = np.empty((_PICKED, block))
+    local, shifted, work, logs, bits, index, tables, picked = _block_scratch(params, n_bins)
     for start in range(0, z.shape[0], block):
         m = min(block, z.shape[0] - start)
         z_block = z[start : start + m]
