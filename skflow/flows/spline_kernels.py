@@ -108,6 +108,22 @@ N_KEPT = 13
 bin_partials = _kernel(bin_partials)
 
 
+# Polynomial coefficients, highest degree first. exp: the Taylor series to degree 12, whose
+# truncation error on |r| <= ln(2) / 2 is below 1.2e-16. log: 1 + z / 3 + z^2 / 5 + ... +
+# z^10 / 21 (see :func:`_log_block`).
+_EXP_TAYLOR = tuple(1.0 / math.factorial(n) for n in range(12, -1, -1))
+_LOG_ATANH = tuple(1.0 / (2 * n + 1) for n in range(10, -1, -1))
+
+
+@_kernel
+def _horner(coefficients, x):
+    """The polynomial with ``coefficients`` (highest degree first) at ``x``, by Horner's rule."""
+    q = coefficients[0]
+    for i in range(1, len(coefficients)):
+        q = q * x + coefficients[i]
+    return q
+
+
 @_kernel
 def _exp_block(values, out, bits, m):
     """``exp(values[:m])`` into ``out[:m]`` (float64, relative error about 2e-16).
@@ -121,20 +137,7 @@ def _exp_block(values, out, bits, m):
         v = 700.0 if v > 700.0 else v
         k = math.floor(v * _LOG2E + 0.5)
         r = (v - k * _LN2_HI) - k * _LN2_LO  # |r| <= ln(2) / 2
-        # Taylor series to degree 12: the truncation error is below 1.2e-16 on that interval.
-        q = 1.0 / 479001600.0
-        q = q * r + 1.0 / 39916800.0
-        q = q * r + 1.0 / 3628800.0
-        q = q * r + 1.0 / 362880.0
-        q = q * r + 1.0 / 40320.0
-        q = q * r + 1.0 / 5040.0
-        q = q * r + 1.0 / 720.0
-        q = q * r + 1.0 / 120.0
-        q = q * r + 1.0 / 24.0
-        q = q * r + 1.0 / 6.0
-        q = q * r + 0.5
-        q = q * r + 1.0
-        out[b] = q * r + 1.0
+        out[b] = _horner(_EXP_TAYLOR, r)
         bits[b] = (np.int64(k) + 1023) << 52  # 2**k as the bits of a float64
     powers = bits.view(np.float64)
     for b in range(m):
@@ -170,18 +173,7 @@ def _log_block(values, out, bits, m):
         # log(x) = 2 s (1 + s^2 / 3 + s^4 / 5 + ...) with s = (x - 1) / (x + 1); on this
         # interval s^2 <= 0.0295, so the terms after s^20 / 21 are below 1e-17.
         s = (reduced[b] - 1.0) / (reduced[b] + 1.0)
-        z = s * s
-        q = 1.0 / 21.0
-        q = q * z + 1.0 / 19.0
-        q = q * z + 1.0 / 17.0
-        q = q * z + 1.0 / 15.0
-        q = q * z + 1.0 / 13.0
-        q = q * z + 1.0 / 11.0
-        q = q * z + 1.0 / 9.0
-        q = q * z + 1.0 / 7.0
-        q = q * z + 1.0 / 5.0
-        q = q * z + 1.0 / 3.0
-        q = q * z + 1.0
+        q = _horner(_LOG_ATANH, s * s)
         k = out[b]
         out[b] = k * _LN2_HI + (2.0 * s * q + k * _LN2_LO)
     unusual = False
