@@ -18,6 +18,7 @@ from ._device import cpu_copy, is_on, resolve_device, usable_device
 from ._preprocessing import Preprocessor
 from ._threads import torch_threads
 from ._training import TrainingConfig, TrainingData, TrainingHistory, train_flow
+from ._weights import positive_weight_rows
 from .flows import COUPLINGS, MIXINGS, Flow, build_flow
 
 _SEED_MAX = np.iinfo(np.int32).max
@@ -222,11 +223,8 @@ class BaseFlowEstimator(BaseEstimator):
         device = resolve_device(self.device)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
-            if np.all(sample_weight == sample_weight[0]):
-                # Equal weights define the unweighted likelihood; dropping them makes the fit
-                # identical to the unweighted one (weighted initialisation rows are drawn with
-                # replacement, so it would otherwise start elsewhere).
-                sample_weight = None
+        n_rows_given = X.shape[0]
+        X, context, sample_weight = positive_weight_rows(X, context, sample_weight)
         rng = check_random_state(self.random_state)
         init_seed, order_seed = (int(s) for s in rng.randint(_SEED_MAX, size=2))
         warm = self.warm_start and hasattr(self, "flow_")
@@ -235,11 +233,11 @@ class BaseFlowEstimator(BaseEstimator):
 
         if not warm:
             self.preprocessor_ = Preprocessor(self.discrete_features, self._constant_features).fit(
-                X, sample_weight
+                X, sample_weight, weighted=X.shape[0] < n_rows_given
             )
         n_latent = int(np.sum(self.preprocessor_.keep_))
         train_idx, val_idx = self._split(X.shape[0], rng)
-        self._check_enough_rows(len(train_idx), val_idx, n_latent)
+        self._check_enough_rows(len(train_idx), val_idx, n_latent, n_rows_given - X.shape[0])
 
         if warm:
             flow = self.flow_.to(device)
@@ -275,7 +273,9 @@ class BaseFlowEstimator(BaseEstimator):
         self.best_validation_score_ = history.best_validation_score
         self.n_recoveries_ = history.n_recoveries
 
-    def _check_enough_rows(self, n_train: int, val_idx, n_latent: int) -> None:
+    def _check_enough_rows(
+        self, n_train: int, val_idx, n_latent: int, n_zero_weight: int = 0
+    ) -> None:
         """Refuse a fit with no more training rows than features.
 
         The rows then span at most a (rows - 1)-dimensional subspace: the data-initialised
@@ -288,6 +288,8 @@ class BaseFlowEstimator(BaseEstimator):
             if val_idx is None
             else f" after holding out {len(val_idx)} for validation (early_stopping=True)"
         )
+        if n_zero_weight:
+            held_out += f" and leaving out {n_zero_weight} of zero sample_weight"
         raise ValueError(
             f"{type(self).__name__} needs more training rows than features: got "
             f"{n_train} row(s){held_out} for {n_latent} feature(s). A density in "

@@ -122,7 +122,8 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         y : None
             Ignored; present for API consistency.
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative row weights for the likelihood and the standardisation.
+            Non-negative row weights for the likelihood and the standardisation; only their
+            ratios matter. Rows of weight zero are left out of the fit.
 
         Returns
         -------

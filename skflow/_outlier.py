@@ -169,7 +169,8 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
         y : None
             Ignored; present for API consistency.
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative row weights for the likelihood.
+            Non-negative row weights for the likelihood; only their ratios matter. Rows of
+            weight zero are left out of the fit.
 
         Returns
         -------

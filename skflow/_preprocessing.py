@@ -149,8 +149,13 @@ class Preprocessor:
         self.discrete_features = discrete_features
         self.constant_features = constant_features
 
-    def fit(self, X: np.ndarray, sample_weight: np.ndarray | None = None) -> Preprocessor:
+    def fit(
+        self, X: np.ndarray, sample_weight: np.ndarray | None = None, weighted: bool = False
+    ) -> Preprocessor:
         """Learn which columns are discrete or constant and how to standardise the rest.
+
+        ``weighted`` says that ``X`` holds only the rows of non-zero weight of a weighted fit
+        (whose weights may then be ``None``: all equal); it only words the errors.
 
         Raises
         ------
@@ -171,9 +176,13 @@ class Preprocessor:
         constant = high - low <= _RELATIVE_CONSTANT_TOL * magnitude
         if np.any(constant) and (self.constant_features == "error" or np.all(constant)):
             columns = np.flatnonzero(constant).tolist()
-            weighted = "" if sample_weight is None else " (among the rows with non-zero weight)"
+            among = (
+                " (among the rows with non-zero weight)"
+                if weighted or sample_weight is not None
+                else ""
+            )
             raise ValueError(
-                f"X has constant (zero-variance) column(s) at index {columns}{weighted}: a "
+                f"X has constant (zero-variance) column(s) at index {columns}{among}: a "
                 "continuous density is not defined on a constant column (it would be a point "
                 "mass with infinite density). Drop those columns before fitting, for example "
                 "with sklearn.feature_selection.VarianceThreshold() in a Pipeline."

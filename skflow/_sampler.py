@@ -197,7 +197,8 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
             Class labels or continuous conditions (see the class docstring for the rule that
             tells them apart), or None for an unconditional flow. No missing values.
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative row weights for the likelihood, the standardisation and the priors.
+            Non-negative row weights for the likelihood, the standardisation and the priors;
+            only their ratios matter. Rows of weight zero are left out of the fit.
 
         Returns
         -------

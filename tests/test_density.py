@@ -272,12 +272,50 @@ def test_sample_weight_zero_removes_rows():
     only_first = FlowDensity(**params).fit(X[:400])
     unweighted = FlowDensity(**params).fit(X)
     probe = np.array([[0.0, 0.0], [8.0, 8.0]])
-    # The zero-weight cluster gets (almost) no mass, the kept one the mass of a fit on it alone;
-    # without weights both clusters carry half the mass.
+    # Rows of weight zero are left out: the fit is the one on the other rows, to the bit.
+    np.testing.assert_array_equal(weighted.score_samples(probe), only_first.score_samples(probe))
     kept, dropped = weighted.score_samples(probe)
-    assert kept == pytest.approx(only_first.score_samples(probe)[0], abs=1.0)
     assert dropped < kept - 10.0
+    # Without weights both clusters carry half the mass.
     assert unweighted.score_samples(probe)[1] > kept - 2.0
+
+
+@pytest.mark.parametrize("n_positive", [6, 60])
+def test_mostly_zero_sample_weights_fit_without_recoveries(tiny_params, n_positive):
+    """A weight mask selecting a few rows once gave all-zero minibatches (loss 0 / 0), which
+    the divergence recovery 'repaired' by halving the learning rate, or a ZeroDivisionError
+    on an all-zero validation split."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(600, 2))
+    weight = np.zeros(600)
+    weight[rng.choice(600, n_positive, replace=False)] = rng.uniform(0.5, 2.0, n_positive)
+    est = FlowDensity(random_state=0, **tiny_params).fit(X, sample_weight=weight)
+    assert est.n_recoveries_ == 0
+    assert np.isfinite(est.best_validation_score_)
+    kept = weight > 0
+    subset = FlowDensity(random_state=0, **tiny_params).fit(X[kept], sample_weight=weight[kept])
+    np.testing.assert_array_equal(est.score_samples(X[:20]), subset.score_samples(X[:20]))
+
+
+def test_sample_weight_scale_does_not_matter(blobs_2d, tiny_params):
+    """The likelihood is invariant to the weights' scale; float32 training must be too."""
+    weight = np.random.default_rng(0).uniform(0.1, 1.0, len(blobs_2d))
+    base = FlowDensity(random_state=0, **tiny_params).fit(blobs_2d, sample_weight=weight)
+    for factor in (1e-50, 1e40):
+        est = FlowDensity(random_state=0, **tiny_params).fit(
+            blobs_2d, sample_weight=weight * factor
+        )
+        assert est.n_recoveries_ == 0
+        np.testing.assert_allclose(
+            est.score_samples(blobs_2d), base.score_samples(blobs_2d), rtol=1e-5, atol=1e-5
+        )
+
+
+def test_fewer_than_two_positive_weights_is_refused(blobs_2d, tiny_params):
+    weight = np.zeros(len(blobs_2d))
+    weight[3] = 1.0
+    with pytest.raises(ValueError, match="sample_weight has 1 positive entry out of 600"):
+        FlowDensity(**tiny_params).fit(blobs_2d, sample_weight=weight)
 
 
 def test_initial_flow_is_the_full_covariance_gaussian():

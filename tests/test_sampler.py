@@ -144,6 +144,23 @@ def test_sample_weight_sets_priors(small, tiny_params):
     np.testing.assert_allclose(est.class_prior_, np.array([400, 120, 80]) / 600)
 
 
+def test_zero_weight_rows_are_left_out_with_their_conditions(small, tiny_params):
+    """Zero-weight rows leave the fit together with their labels: the model is the one
+    fitted on the other rows (and their labels), to the bit."""
+    X, y = small
+    weight = np.ones(len(y))
+    weight[::3] = 0.0
+    kept = weight > 0
+    params = dict(random_state=0, class_weight=None, **tiny_params)
+    weighted = FlowSampler(**params).fit(X, y, sample_weight=weight)
+    subset = FlowSampler(**params).fit(X[kept], y[kept])
+    assert weighted.n_recoveries_ == 0
+    np.testing.assert_array_equal(weighted.class_prior_, subset.class_prior_)
+    np.testing.assert_array_equal(
+        weighted.score_samples(X[:30], y[:30]), subset.score_samples(X[:30], y[:30])
+    )
+
+
 def _training_weights(monkeypatch, est, X, y, **fit_kwargs):
     """Fit ``est`` and return the row weights its training loop was given."""
     seen = {}
