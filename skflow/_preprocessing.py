@@ -200,16 +200,23 @@ class Preprocessor:
         self.origin_ = np.array([col.min() for col in columns])
         self.top_ = np.array([col.max() for col in columns])
         # Moments of the dequantised variable x + step * u: the mean moves by step / 2 and
-        # the variance grows by step**2 / 12 (independent uniform noise).
-        raw_mean = np.array([np.average(col, weights=sample_weight) for col in columns])
+        # the variance grows by step**2 / 12 (independent uniform noise). Each column is
+        # first divided by the power of two nearest its magnitude, so that squares neither
+        # overflow (values of 1e160) nor underflow (1e-200); a power of two divides exactly,
+        # so on ordinary data the moments are the same to the last bit.
+        unit = np.ldexp(1.0, np.frexp(magnitude[self.keep_])[1])
+        raw_mean = np.array(
+            [np.average(col / u, weights=sample_weight) for col, u in zip(columns, unit)]
+        )
         var = np.array(
             [
-                np.average((col - mean) ** 2, weights=sample_weight)
-                for col, mean in zip(columns, raw_mean, strict=True)
+                np.average((col / u - mean) ** 2, weights=sample_weight)
+                for col, u, mean in zip(columns, unit, raw_mean, strict=True)
             ]
         )
-        self.mean_ = raw_mean + self.step_ / 2
-        self.scale_ = np.sqrt(var + self.step_**2 / 12)
+        step = self.step_ / unit
+        self.mean_ = (raw_mean + step / 2) * unit
+        self.scale_ = np.sqrt(var + step**2 / 12) * unit
         self.log_jacobian_ = float(
             -np.sum(np.log(self.scale_)) + np.sum(np.log(self.step_[self.step_ > 0]))
         )

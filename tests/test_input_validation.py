@@ -96,9 +96,11 @@ def test_column_constant_on_the_weighted_rows_is_refused(blobs_2d, tiny_params):
         FlowDensity(**tiny_params).fit(X, sample_weight=weight)
 
 
-def test_tiny_but_varying_columns_are_not_constant(blobs_2d, tiny_params):
-    """Constancy is judged relative to each column's magnitude, so any scale can be fitted."""
-    c = 1e-13
+@pytest.mark.parametrize("c", [1e-13, 1e-200, 1e160, 1e300])
+def test_tiny_but_varying_columns_are_not_constant(blobs_2d, tiny_params, c):
+    """Constancy is judged relative to each column's magnitude, and the standardisation's
+    squares are taken on rescaled columns (at 1e160 they once overflowed to a scale of inf,
+    at 1e-200 underflowed to 0), so any scale can be fitted."""
     est = FlowDensity(random_state=0, **tiny_params).fit(c * blobs_2d)
     base = FlowDensity(random_state=0, **tiny_params).fit(blobs_2d)
     np.testing.assert_allclose(
@@ -106,6 +108,7 @@ def test_tiny_but_varying_columns_are_not_constant(blobs_2d, tiny_params):
         base.score_samples(blobs_2d) - blobs_2d.shape[1] * np.log(c),
         rtol=1e-6,
     )
+    np.testing.assert_allclose(est.sample(50, random_state=0) / c, base.sample(50, random_state=0))
 
 
 def test_equal_sample_weights_fit_the_unweighted_model(blobs_2d, tiny_params):
