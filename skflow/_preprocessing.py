@@ -206,7 +206,10 @@ class Preprocessor:
         # so on ordinary data the moments are the same to the last bit.
         unit = np.ldexp(1.0, np.frexp(magnitude[self.keep_])[1])
         raw_mean = np.array(
-            [np.average(col / u, weights=sample_weight) for col, u in zip(columns, unit)]
+            [
+                np.average(col / u, weights=sample_weight)
+                for col, u in zip(columns, unit, strict=True)
+            ]
         )
         var = np.array(
             [
