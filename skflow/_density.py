@@ -163,7 +163,8 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         Returns
         -------
         log_density : ndarray of shape (n_samples,), dtype float64
-            ``log p(x)`` per row; far-away rows get very low but finite values.
+            ``log p(x)`` per row; far-away rows get very low but finite values, and ``-inf``
+            only where the log-density is below float64's range (fill values such as 1e300).
 
         See Also
         --------

@@ -249,7 +249,8 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
         Returns
         -------
         scores : ndarray of shape (n_samples,)
-            ``log p(x)`` per row (see :meth:`FlowDensity.score_samples`); always finite.
+            ``log p(x)`` per row (see :meth:`FlowDensity.score_samples`); finite, or ``-inf``
+            (an outlier) where it is below float64's range, never NaN.
 
         See Also
         --------

@@ -235,8 +235,13 @@ class Preprocessor:
         return bool(np.any(self.step_ > 0))
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        """Kept columns, discrete ones moved to their cell centres, standardised."""
-        return (X[:, self.keep_] + self.step_ / 2 - self.mean_) / self.scale_
+        """Kept columns, discrete ones moved to their cell centres, standardised.
+
+        Values near float64's limit may overflow to infinity here; the flow's callers turn
+        such rows into a log-density of -inf or an error (``_beyond_float64``).
+        """
+        with np.errstate(over="ignore"):
+            return (X[:, self.keep_] + self.step_ / 2 - self.mean_) / self.scale_
 
     def inverse_transform(self, V: np.ndarray) -> np.ndarray:
         """Back to the kept columns of X; discrete columns snap to the grid cell they fall in.

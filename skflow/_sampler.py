@@ -465,7 +465,8 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         Returns
         -------
         log_density : ndarray of shape (n_samples,), dtype float64
-            ``log p(x | y)`` (or ``log p(x)``) per row; always finite.
+            ``log p(x | y)`` (or ``log p(x)``) per row; finite, or ``-inf`` where it is below
+            float64's range (fill values such as 1e300), never NaN.
 
         See Also
         --------
@@ -579,6 +580,16 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         """
         check_is_fitted(self, "flow_")
         joint = self._joint_log_density(self._validate_X(X, reset=False))
+        unplaced = np.all(joint == -np.inf, axis=1)
+        if np.any(unplaced):
+            # Every class density underflowed (rows of about 1e154 standard deviations out):
+            # Bayes' rule is 0 / 0 there, and no class can be named honestly.
+            raise ValueError(
+                f"{int(unplaced.sum())} row(s) (index {np.flatnonzero(unplaced)[:10].tolist()}) "
+                "lie so far from the training data that every class gives them a log-density "
+                "below float64's range (-1.8e308); their class probabilities are undefined. "
+                "Fill values such as 1e300 are the usual cause."
+            )
         return joint - logsumexp(joint, axis=1, keepdims=True)
 
     @available_if(_has_classes)

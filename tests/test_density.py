@@ -247,6 +247,26 @@ def test_latent_points_beyond_float64_are_refused_not_returned_as_inf(tiny_param
         est.inverse_transform(far)
 
 
+def test_rows_beyond_float64_score_minus_inf_never_nan(tiny_params):
+    """A fill value such as 1e300 or float64's max has a log-density below -1.8e308: the
+    scores say -inf (once NaN, from inf - inf inside the flow), transform refuses them, and
+    rows up to 1e150 stay finite."""
+    X = np.random.default_rng(0).normal(size=(200, 3))
+    est = FlowDensity(random_state=0, **tiny_params).fit(X)
+    huge = np.finfo(np.float64).max
+    rows = np.array([[1e150, 0, 0], [1e300, 0, 0], [huge, huge, huge], [-huge, 0, 1], [0, 0, 0]])
+    scores = est.score_samples(rows)
+    assert not np.any(np.isnan(scores))
+    assert np.isfinite(scores[0]) and scores[:4].max() < -1e10
+    # Whether a row overflows depends on how the fitted tails grow; this fit's do for some.
+    assert np.any(scores == -np.inf)
+    assert np.isfinite(scores[4])
+    assert est.score(rows) == -np.inf
+    with pytest.raises(ValueError, match=r"row\(s\) lie so far out.*overflow float64"):
+        est.transform(rows)
+    assert np.all(np.isfinite(est.transform(rows[[0, 4]])))
+
+
 def test_same_seed_same_result_and_global_rng_untouched(blobs_2d, tiny_params):
     before = torch.random.get_rng_state().clone()
     a = FlowDensity(random_state=7, **tiny_params).fit(blobs_2d)

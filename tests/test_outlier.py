@@ -107,6 +107,20 @@ def test_messy_columns_constant_binary_duplicates():
     assert scores[n:].max() - np.median(scores) < 10
 
 
+def test_fill_values_beyond_float64_are_outliers():
+    """A row of 1e300 is an outlier (a NaN score once made such rows inliers)."""
+    X = np.random.default_rng(0).normal(size=(300, 3))
+    det = FlowOutlierDetector(random_state=0, **TINY).fit(X)
+    rows = np.zeros((3, X.shape[1]))
+    rows[0, 0] = 1e200
+    rows[1] = np.finfo(np.float64).max
+    rows[2, 0] = np.finfo(np.float64).max
+    scores = det.score_samples(rows)
+    # Finite or -inf depending on how the fitted tails grow (here -inf); never NaN.
+    np.testing.assert_array_equal(scores, -np.inf)
+    np.testing.assert_array_equal(det.predict(rows), [-1, -1, -1])
+
+
 def test_all_constant_columns_are_refused():
     with pytest.raises(ValueError, match="constant"):
         FlowOutlierDetector(**TINY).fit(np.ones((20, 3)))

@@ -161,6 +161,18 @@ def test_zero_weight_rows_are_left_out_with_their_conditions(small, tiny_params)
     )
 
 
+def test_class_probabilities_of_rows_beyond_float64_are_refused(small, tiny_params):
+    """Every class scores a row of 1e300 -inf: Bayes' rule is 0 / 0 there, so predict_proba
+    says so instead of returning NaN (and predict the first class)."""
+    X, y = small
+    est = FlowSampler(random_state=0, **tiny_params).fit(X, y)
+    rows = np.array([[0.0, 0.0], [1e300, 0.0]])
+    np.testing.assert_array_equal(est.score_samples(rows)[1], -np.inf)
+    with pytest.raises(ValueError, match=r"1 row\(s\) \(index \[1\]\) lie so far"):
+        est.predict(rows)
+    assert np.isclose(est.predict_proba(rows[:1]).sum(), 1.0)
+
+
 def _training_weights(monkeypatch, est, X, y, **fit_kwargs):
     """Fit ``est`` and return the row weights its training loop was given."""
     seen = {}
