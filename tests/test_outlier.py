@@ -77,6 +77,20 @@ def test_auto_threshold_is_the_models_one_percent_level():
     assert 0.005 < flagged < 0.02
 
 
+def test_auto_threshold_with_discrete_columns_is_the_one_percent_level():
+    """Binary columns are scored at their cell centres; so must be the rows that set
+    offset_ (with 6 flags only 0.15% of fresh rows were once flagged)."""
+    rng = np.random.default_rng(0)
+
+    def rows(n):
+        return np.c_[rng.normal(size=(n, 2)), (rng.random((n, 6)) < 0.3).astype(float)]
+
+    params = {**TINY, "max_iter": 30, "n_iter_no_change": 30, "hidden_layer_sizes": (32,)}
+    det = FlowOutlierDetector(random_state=0, **params).fit(rows(2000))
+    flagged = np.mean(det.predict(rows(20000)) == -1)
+    assert 0.005 < flagged < 0.02
+
+
 def test_messy_columns_constant_binary_duplicates():
     """Constant, binary and integer columns and duplicated rows: finite scores, no spikes."""
     rng = np.random.default_rng(0)
