@@ -374,6 +374,11 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
             values = values.astype(np.float64)
             if np.ndim(y) == 0 or (values.ndim == 1 and self.n_conditions_ > 1):
                 # One condition: n_samples rows of it.
+                if values.size not in (1, self.n_conditions_):
+                    raise ValueError(
+                        f"y must be one condition of {self.n_conditions_} values or an array "
+                        f"of shape (n, {self.n_conditions_}), got {values.size} values"
+                    )
                 values = np.broadcast_to(values, (n_samples, self.n_conditions_))
             conditions = values.reshape(len(values), -1)
             if conditions.shape[1] != self.n_conditions_:
@@ -846,10 +851,13 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         """
         _check_generation(latent_noise, temperature)
         X_in, y_in = X, y
-        self.fit(X, _resampling_labels(y))
+        labels = _resampling_labels(y)
+        # Decide the strategy before the (slow) fit, so a bad one fails at once.
+        classes, counts = np.unique(labels, return_counts=True)
+        targets = _oversampling_targets(sampling_strategy, classes, counts)
+        self.fit(X, labels)
         if self.target_type_ != "classes":  # pragma: no cover - _resampling_labels ensures it
             raise ValueError("fit_resample needs class labels")
-        targets = _oversampling_targets(sampling_strategy, self.classes_, self.class_count_)
         self.sampling_strategy_ = targets
         seed = _generation_seed(self.random_state)
         return self._resample(X_in, y_in, targets, seed, latent_noise, temperature)

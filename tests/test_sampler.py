@@ -246,6 +246,11 @@ def test_continuous_conditions():
     assert np.all(np.isin(t_drawn, t))
     X_arr, t_arr = est.sample(y=[0.5, -0.5, 1.5], random_state=0)
     assert X_arr.shape == (3, 2) and t_arr.tolist() == [0.5, -0.5, 1.5]
+    # Two conditions per row: a flat y must be one condition (two values), not three.
+    two = FlowSampler(random_state=0, **{**MODEST, "max_iter": 2}).fit(X, np.c_[t, -t])
+    assert two.sample(4, y=[0.5, -0.5], random_state=0)[1].tolist() == [[0.5, -0.5]] * 4
+    with pytest.raises(ValueError, match="one condition of 2 values .* got 3 values"):
+        two.sample(4, y=[0.5, -0.5, 1.5])
     # The conditional density is sharper at the right condition.
     assert est.score(X[:200], t[:200]) > est.score(X[:200], -t[:200]) + 1.0
     with pytest.raises(ValueError, match="pass the y of each row"):
@@ -344,6 +349,18 @@ def test_fit_resample_float_ratio_and_errors(tiny_params):
         FlowOverSampler(**tiny_params).fit_resample(X, np.zeros(len(X), int))
     with pytest.raises(ValueError, match="Unknown label type"):
         FlowOverSampler(**tiny_params).fit_resample(X, np.linspace(0, 1, len(X)))
+
+
+def test_flow_sampler_refuses_a_bad_strategy_before_fitting(tiny_params, monkeypatch):
+    """The check once came after the whole (slow) fit."""
+    X, y = _imbalanced(sizes=(300, 60))
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("fit ran before the strategy was checked")
+
+    monkeypatch.setattr(FlowSampler, "fit", no_fit)
+    with pytest.raises(ValueError, match="'majority' is not an over-sampling strategy"):
+        FlowSampler(**tiny_params).fit_resample(X, y, sampling_strategy="majority")
 
 
 def test_fit_resample_is_reproducible(tiny_params):
