@@ -14,6 +14,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ._chunking import MAX_CHUNK_ROWS, chunk_rows
+from ._constraints import Count
 from ._device import cpu_copy, is_on, resolve_device, usable_device
 from ._preprocessing import Preprocessor
 from ._threads import torch_threads
@@ -22,6 +23,8 @@ from ._weights import positive_weight_rows
 from .flows import COUPLINGS, MIXINGS, Flow, build_flow
 
 _SEED_MAX = np.iinfo(np.int32).max
+MAX_BINS = 512
+MAX_TAIL_BOUND = 1000.0
 # ``temperature`` of sample() and the oversamplers: the scale of the latent draws. 1 draws from
 # the model; below 1 concentrates the draws near its modes (Glow's sampling temperature),
 # trading diversity for typical rows. (The open interval refuses infinity and NaN too.)
@@ -133,25 +136,30 @@ class BaseFlowEstimator(BaseEstimator):
 
     _parameter_constraints: ClassVar[dict] = {
         "coupling": [StrOptions(set(COUPLINGS))],
-        "n_transforms": [Interval(Integral, 1, None, closed="left")],
-        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "n_bins": [StrOptions({"auto"}), Interval(Integral, 2, None, closed="left")],
-        "tail_bound": [Interval(Real, 0, None, closed="neither")],
+        "n_transforms": [Count(1)],
+        "hidden_layer_sizes": ["array-like", Count(1)],
+        # Every bin is at least min_bin_size (1e-3) of the interval: 512 bins leave half of it
+        # to learn; at 1,000 nothing is left.
+        "n_bins": [StrOptions({"auto"}), Count(2, MAX_BINS)],
+        # In standard deviations of the flow's inputs (about 3 to 12 is useful): far beyond,
+        # float32 bins hold no resolution (at 1e15 every row fell in one value) and the
+        # density no longer integrates to 1.
+        "tail_bound": [Interval(Real, 0, MAX_TAIL_BOUND, closed="right")],
         "mixing": [StrOptions(set(MIXINGS))],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Count(1)],
+        "batch_size": [StrOptions({"auto"}), Count(1)],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "dropout": [StrOptions({"auto"}), Interval(Real, 0, 1, closed="left")],
         "input_dropout": [StrOptions({"auto"}), Interval(Real, 0, 1, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "n_iter_no_change": [Count(1)],
         "tol": [Interval(Real, 0, None, closed="left")],
         "discrete_features": [StrOptions({"auto"}), "boolean", "array-like"],
         "device": [str, torch.device],
         "compile": ["boolean"],
-        "n_jobs": [Integral, None],
+        "n_jobs": [Count(None, -1), Count(1), None],  # joblib's meaning; 0 has none
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],

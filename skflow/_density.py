@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from numbers import Integral
-
 import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils._param_validation import Interval, validate_params
+from sklearn.utils._param_validation import validate_params
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import TEMPERATURE_CONSTRAINT, BaseFlowEstimator
+from ._constraints import Count
 from ._docstrings import fill_flow_docs
 
 
@@ -219,7 +218,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
 
     @validate_params(
         {
-            "n_samples": [Interval(Integral, 1, None, closed="left")],
+            "n_samples": [Count(1)],
             "random_state": ["random_state"],
             "temperature": [TEMPERATURE_CONSTRAINT],
         },

@@ -20,10 +20,11 @@ FLOW_PARAMETERS = """\
         two features (each coupling then transforms one variable, and finer splines cost
         almost nothing); with more features, 4 up to 10,000 rows (coarse splines over-fit
         less) and 8 above or when conditioned on ``y``. See ``dropout`` for why the two change
-        together.
+        together. At most 512: every bin keeps at least 0.1% of the interval.
     tail_bound : float, default=5.0
         The spline acts on ``[-tail_bound, tail_bound]`` (in standardised units) and is the
-        identity outside.
+        identity outside. At most 1000: in float32 a wider interval leaves the bins no
+        resolution.
     mixing : {"lu", "permutation", "none"}, default="lu"
         How features are mixed between couplings: a learned invertible linear map (LU
         parameterised; the first starts as a whitening onto the data's principal components,
@@ -94,7 +95,8 @@ FLOW_PARAMETERS = """\
         Torch threads used while fitting and predicting on the CPU. None means 1, which is
         fastest for the small kernels of a flow and never oversubscribes the cores when
         scikit-learn, joblib or dask run several fits in parallel; -1 uses all cores. The
-        process's thread setting is restored afterwards.
+        process's thread setting is restored afterwards. 0 is refused (joblib gives it no
+        meaning).
     random_state : int, RandomState instance or None, default=None
         Seeds weights, batch order and the validation split. The global torch RNG is untouched.
     verbose : int, default=0

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Real
 from typing import ClassVar
 
 import numpy as np
 from scipy.special import logsumexp
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import TransformerTags, check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils._param_validation import StrOptions, validate_params
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
@@ -20,6 +20,7 @@ from ._base import (
     TEMPERATURE_CONSTRAINT,
     BaseFlowEstimator,
 )
+from ._constraints import Count
 from ._docstrings import fill_flow_docs
 from ._resampling import (
     _generation_seed,
@@ -391,7 +392,7 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
     # ------------------------------------------------------------------ public API
     @validate_params(
         {
-            "n_samples": [Interval(Integral, 1, None, closed="left")],
+            "n_samples": [Count(1)],
             "y": ["array-like", Real, str, None, "boolean"],
             "random_state": ["random_state"],
             "temperature": [TEMPERATURE_CONSTRAINT],

@@ -137,6 +137,13 @@ def test_negative_sample_weight(blobs_2d, tiny_params):
         ("learning_rate_init", 0.0),
         ("hidden_layer_sizes", (8, 0)),
         ("hidden_layer_sizes", [True]),
+        # bool is an int to Python: True is a mistake, not 1.
+        ("n_transforms", True),
+        ("max_iter", False),
+        # No resolution left in the bins, or in float32 over such an interval.
+        ("n_bins", 1000),
+        ("tail_bound", 1e15),
+        ("n_jobs", 0),
     ],
 )
 def test_bad_parameters(param, value, blobs_2d):
@@ -145,8 +152,9 @@ def test_bad_parameters(param, value, blobs_2d):
 
 
 def test_sample_needs_positive_count(fitted):
-    with pytest.raises(ValueError, match="n_samples"):
-        fitted.sample(0)
+    for bad in (0, True, 2.0):
+        with pytest.raises(ValueError, match="n_samples"):
+            fitted.sample(bad)
 
 
 def test_unfitted_estimator(blobs_2d):
