@@ -264,6 +264,10 @@ class BaseFlowEstimator(BaseEstimator):
         data = self._training_tensors(X, context, sample_weight, order, device)
         train = data.take(slice(0, len(train_idx)))
         validation = None if val_idx is None else data.take(slice(len(train_idx), None))
+        if warm and history.resume is None:
+            # A warm start with no saved optimisation state (the last fit had warm_start=False):
+            # new batches and dropout masks, not a replay of the first fit's.
+            order_seed = (order_seed + history.n_iter) % _SEED_MAX
         # On the CPU whatever the device (see train_flow): same seed, same batches everywhere.
         generator = torch.Generator().manual_seed(order_seed)
         with torch_threads(self.n_jobs):
@@ -363,12 +367,10 @@ class BaseFlowEstimator(BaseEstimator):
         # Dropout draws from the global generator of the device: fork it and seed it, so the
         # fit is reproducible and the user's random streams are left exactly as they were.
         seed = int(generator.initial_seed())
+        resumed = None if history.resume is None else history.resume.dropout_rng
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.default_generator.manual_seed(seed)
-            if device.type == "cuda":
-                with torch.cuda.device(device):
-                    torch.cuda.manual_seed(seed)
-            return train_flow(
+            _dropout_generator(device, seed, resumed)
+            history = train_flow(
                 flow,
                 train,
                 validation,
@@ -377,6 +379,9 @@ class BaseFlowEstimator(BaseEstimator):
                 nll_offset=-self.preprocessor_.log_jacobian_,
                 history=history,
             )
+            if history.resume is not None:  # a warm start continues the dropout stream too
+                history.resume.dropout_rng = _dropout_generator(device)
+        return history
 
     def _split(self, n_rows: int, rng: np.random.RandomState):
         """Random train/validation indices (validation is ``None`` without early stopping)."""
@@ -431,6 +436,7 @@ class BaseFlowEstimator(BaseEstimator):
             verbose=int(self.verbose),
             eval_chunk=eval_chunk,
             compile=self.compile,
+            keep_state=self.warm_start,
         )
 
     # ------------------------------------------------------------------ running the flow
@@ -590,6 +596,26 @@ def _beyond_float64(method: str, rows: np.ndarray, out: np.ndarray) -> np.ndarra
         "standard deviations from the training data's mean) that their latent points "
         "overflow float64; such values (fill values like 1e300?) cannot be transformed"
     )
+
+
+def _dropout_generator(
+    device: torch.device, seed: int | None = None, state: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Seed the global generators (dropout draws from the device's), then restore the
+    device's ``state`` if given; return the device generator's state. Called inside
+    ``fork_rng``, so the user's streams are untouched."""
+    if seed is not None:
+        torch.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            if seed is not None:
+                torch.cuda.manual_seed(seed)
+            if state is not None:
+                torch.cuda.set_rng_state(state)
+            return torch.cuda.get_rng_state()
+    if state is not None:
+        torch.default_generator.set_state(state)
+    return torch.default_generator.get_state()
 
 
 def _call(flow: Flow, method: str, rows: np.ndarray, context, device, dtype) -> np.ndarray:

@@ -107,7 +107,12 @@ FLOW_PARAMETERS = """\
         warm fits; those that build the flow or the preprocessing (``coupling``,
         ``n_transforms``, ``hidden_layer_sizes``, ``n_bins``, ``tail_bound``, ``mixing``,
         ``dropout``, ``input_dropout``, ``discrete_features``) may not, and a change is an
-        error rather than silently ignored."""
+        error rather than silently ignored. The fitted estimator keeps where the optimisation
+        stood (the last parameters, Adam's moments, the learning-rate schedule, the average,
+        the early-stopping count and the random streams: about four copies of the weights),
+        so ``fit`` called ten times with ``max_iter=2`` on the same data gives the model of one
+        fit with ``max_iter=20``, to the bit. A changed ``learning_rate_init`` replaces the
+        schedule's learning rate."""
 
 FLOW_ATTRIBUTES = """\
     flow_ : skflow.flows.Flow

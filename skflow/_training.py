@@ -52,6 +52,32 @@ class TrainingConfig:
     verbose: int = 0
     eval_chunk: int = MAX_CHUNK_ROWS  # rows per validation chunk (see ``_chunking``)
     compile: bool = False  # full-size batches' loss through torch.compile (``_compiled_loss``)
+    keep_state: bool = False  # leave a TrainingState in the history for the next (warm) run
+
+
+@dataclass
+class TrainingState:
+    """Where an optimisation stopped, so that a warm-started run continues it.
+
+    A fit hands back its best (or averaged) parameters, but the optimisation itself was at
+    ``live``, with Adam's moments, the plateau schedule's learning rate, the average and the
+    random streams where they were. A warm run that started again from the handed-back
+    parameters with a fresh optimiser, full learning rate and the same batch order replayed
+    the same epochs: once one of them failed to improve, every later warm fit returned the
+    same model. All tensors are on the CPU (the state is pickled with the estimator).
+    """
+
+    live: torch.Tensor
+    optimizer: dict
+    scheduler: dict
+    average: tuple[list[torch.Tensor], int]
+    learning_rate_init: float
+    step: int
+    stalled: int
+    order_rng: torch.Tensor
+    noise_rng: torch.Tensor
+    validation_rng: torch.Tensor  # the noise stream before the validation rows' draw
+    dropout_rng: torch.Tensor | None = None  # set by the estimator, which owns that stream
 
 
 @dataclass
@@ -64,6 +90,7 @@ class TrainingHistory:
     n_iter: int = 0
     n_recoveries: int = 0
     converged: bool = False
+    resume: TrainingState | None = None
 
 
 @dataclass
@@ -129,6 +156,43 @@ def evaluate_nll(flow: Flow, data: TrainingData, chunk: int = MAX_CHUNK_ROWS) ->
 
 def _snapshot(flat: FlatParameters, optimizer: torch.optim.Optimizer) -> tuple[torch.Tensor, dict]:
     return flat.state(), copy.deepcopy(optimizer.state_dict())
+
+
+def _to_cpu(value):
+    """``value`` with every tensor in it (dicts, lists, tuples) copied to the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {key: _to_cpu(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_to_cpu(item) for item in value)
+    return value
+
+
+def _resume(
+    resume: TrainingState,
+    flat: FlatParameters,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau,
+    average: ParameterAverage,
+    config: TrainingConfig,
+) -> tuple[int, int]:
+    """Put the optimisation back where ``resume`` left it; return (step, stalled epochs).
+
+    A ``learning_rate_init`` changed since then is a request for that step size: it replaces
+    the schedule's learning rate, whose plateau count starts again.
+    """
+    device = flat.values.device
+    flat.load_state(resume.live.to(device))
+    optimizer.load_state_dict(resume.optimizer)  # moves the moments to the parameters' device
+    if resume.learning_rate_init == config.learning_rate_init:
+        scheduler.load_state_dict(resume.scheduler)
+    else:
+        for group in optimizer.param_groups:
+            group["lr"] = config.learning_rate_init
+    values, updates = resume.average
+    average.load_state(([v.to(device) for v in values], updates))
+    return resume.step, resume.stalled
 
 
 def _adamw(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.AdamW:
@@ -255,32 +319,43 @@ def _optimise(
         threshold=config.tol,
         threshold_mode="abs",
     )
+    resume, history.resume = history.resume, None
+    if resume is not None:
+        noise_generator.set_state(resume.validation_rng)
+    validation_rng = noise_generator.get_state()
     if validation is not None:
-        # One fixed noise draw, so that epochs are compared on the same validation rows.
+        # One fixed noise draw, so that epochs are compared on the same validation rows (and a
+        # warm run draws it again from the same state: the same rows it was compared on).
         validation = validation.dequantized(noise_generator)
+    if resume is not None:
+        order_generator.set_state(resume.order_rng)
+        noise_generator.set_state(resume.noise_rng)
     steps_per_epoch = math.ceil(n_rows / batch_size)
     # Validation, early stopping and the returned fit all use the averaged parameters.
     average = ParameterAverage(
         [flat.values], min(AVERAGE_EPOCHS * steps_per_epoch, AVERAGE_MAX_STEPS)
     )
-    good_state = (*_snapshot(flat, optimizer), average.state())
-    best_state = good_state[0].clone()
-    # The freshly initialised flow is already a full-covariance Gaussian fit; scoring it first
-    # means early stopping can never hand back something worse on the validation rows.
+    best_state = flat.state()
+    # The freshly initialised flow is already a full-covariance Gaussian fit (a warm-started
+    # one, the previous fit's result); scoring it first means early stopping can never hand
+    # back something worse on the validation rows.
     best_loss = (
         math.inf if validation is None else evaluate_nll(flow, validation, config.eval_chunk)
     )
     if not math.isfinite(best_loss):
         best_loss = math.inf
-    stalled = 0
-
-    progress = tqdm(total=config.max_iter, disable=config.verbose <= 0, desc="skflow", unit="epoch")
-    epochs_done = 0
     # Warm the learning rate up linearly: the initial flow is already a good (Gaussian, tail
     # corrected) fit, and Adam's first full-size steps, which move every weight by about the
     # learning rate at once, knocked it into a worse region it did not always recover from.
-    warmup_steps = 0 if history.n_iter else min(WARMUP_MAX_STEPS, WARMUP_EPOCHS * steps_per_epoch)
-    step = 0
+    # A warm run without a saved state has a fresh Adam too, so it warms up again.
+    warmup_steps = min(WARMUP_MAX_STEPS, WARMUP_EPOCHS * steps_per_epoch)
+    step, stalled = 0, 0
+    if resume is not None:
+        step, stalled = _resume(resume, flat, optimizer, scheduler, average, config)
+    good_state = (*_snapshot(flat, optimizer), average.state())
+
+    progress = tqdm(total=config.max_iter, disable=config.verbose <= 0, desc="skflow", unit="epoch")
+    epochs_done = 0
     while epochs_done < config.max_iter:
         order = torch.randperm(n_rows, generator=order_generator).to(train.x.device)
         epoch_loss = torch.zeros((), device=train.x.device)
@@ -345,6 +420,19 @@ def _optimise(
             break
     progress.close()
 
+    if config.keep_state:
+        history.resume = TrainingState(
+            live=_to_cpu(flat.values),
+            optimizer=_to_cpu(optimizer.state_dict()),
+            scheduler=scheduler.state_dict(),
+            average=_to_cpu(average.state()),
+            learning_rate_init=config.learning_rate_init,
+            step=step,
+            stalled=stalled,
+            order_rng=order_generator.get_state(),
+            noise_rng=noise_generator.get_state(),
+            validation_rng=validation_rng,
+        )
     if validation is not None:
         flat.load_state(best_state)
         history.best_validation_score = -(best_loss + nll_offset)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pickle
+import warnings
+
 import numpy as np
 import pytest
 import torch
+from sklearn.exceptions import ConvergenceWarning
 
 import skflow._training as training
 from skflow import FlowDensity
@@ -112,6 +116,71 @@ def test_warm_start_continues_training(blobs_2d, tiny_params):
     assert est.loss_curve_[:first_iters] == first_curve
     # Continuing starts from the trained model, not from scratch.
     assert est.loss_curve_[first_iters] < first_curve[0]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},  # two features: no dropout
+        {"dropout": 0.3, "n_features": 3},  # the dropout stream continues too
+        {"early_stopping": False, "n_features": 3},  # the averaged fit, no validation
+        {"discrete_features": [2], "n_features": 3},  # the same validation noise each run
+    ],
+)
+def test_warm_fits_in_steps_equal_one_long_fit(params):
+    """Ten warm fits of 2 epochs are one fit of 20 epochs, to the bit. Each warm fit once
+    restarted Adam at the full learning rate on the same batch order; once one of them failed
+    to improve, every later one returned the same model while n_iter_ kept growing."""
+    params = dict(params)
+    d = params.pop("n_features", 2)
+    X = np.random.default_rng(0).normal(size=(400, d))
+    X[:, d - 1] = np.round(X[:, d - 1]) if "discrete_features" in params else X[:, d - 1]
+    common = dict(n_transforms=2, hidden_layer_sizes=(16,), n_iter_no_change=100, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        long = FlowDensity(max_iter=20, **common, **params).fit(X)
+        steps = FlowDensity(max_iter=2, warm_start=True, **common, **params)
+        for _ in range(10):
+            steps.fit(X)
+    assert steps.n_iter_ == 20
+    assert steps.loss_curve_ == long.loss_curve_
+    assert steps.validation_scores_ == long.validation_scores_
+    np.testing.assert_array_equal(steps.score_samples(X), long.score_samples(X))
+    # The saved state survives pickling: a reloaded model continues the same way.
+    reloaded = pickle.loads(pickle.dumps(steps))
+    np.testing.assert_array_equal(reloaded.fit(X).score_samples(X), steps.fit(X).score_samples(X))
+
+
+def test_warm_start_without_a_saved_state_warms_up_again(blobs_2d, monkeypatch):
+    """A first fit with warm_start=False keeps no optimiser state: the warm fit after it
+    starts a fresh Adam, so it warms the learning rate up again."""
+    rates = []
+    real_step = torch.optim.AdamW.step
+
+    def spy(self, *args, **kwargs):
+        rates.append(self.param_groups[0]["lr"])
+        return real_step(self, *args, **kwargs)
+
+    params = dict(
+        n_transforms=2,
+        hidden_layer_sizes=(8,),
+        max_iter=4,
+        batch_size=100,
+        learning_rate_init=1e-2,
+        early_stopping=False,
+        n_iter_no_change=50,
+        random_state=0,
+    )
+    est = FlowDensity(**params)
+    with pytest.warns(Warning, match="max_iter"):
+        est.fit(blobs_2d)
+    assert est._history_.resume is None
+    monkeypatch.setattr(torch.optim.AdamW, "step", spy)
+    with pytest.warns(Warning, match="max_iter"):
+        est.set_params(warm_start=True).fit(blobs_2d)
+    warmup = 3 * 6
+    np.testing.assert_allclose(rates[:warmup], 1e-2 * np.arange(1, warmup + 1) / warmup)
+    assert est._history_.resume is not None
 
 
 def test_warm_start_refuses_a_new_architecture(blobs_2d, tiny_params):
