@@ -17,6 +17,7 @@ from ._chunking import MAX_CHUNK_ROWS, chunk_rows
 from ._constraints import Count
 from ._device import cpu_copy, is_on, resolve_device, usable_device
 from ._preprocessing import Preprocessor
+from ._splitting import copy_groups, train_validation_split
 from ._threads import torch_threads
 from ._training import TrainingConfig, TrainingData, TrainingHistory, train_flow
 from ._weights import positive_weight_rows
@@ -244,7 +245,7 @@ class BaseFlowEstimator(BaseEstimator):
                 X, sample_weight, weighted=X.shape[0] < n_rows_given
             )
         n_latent = int(np.sum(self.preprocessor_.keep_))
-        train_idx, val_idx = self._split(X.shape[0], rng)
+        train_idx, val_idx = self._split(X, rng)
         self._check_enough_rows(len(train_idx), val_idx, n_latent, n_rows_given - X.shape[0])
 
         if warm:
@@ -383,13 +384,19 @@ class BaseFlowEstimator(BaseEstimator):
                 history.resume.dropout_rng = _dropout_generator(device)
         return history
 
-    def _split(self, n_rows: int, rng: np.random.RandomState):
-        """Random train/validation indices (validation is ``None`` without early stopping)."""
+    def _split(self, X: np.ndarray, rng: np.random.RandomState):
+        """Random train/validation indices (validation is ``None`` without early stopping).
+
+        Copies of a row all go to the same side (see :mod:`skflow._splitting`). Data with
+        discrete columns only repeat rows by nature, so there no rows count as copies.
+        """
+        n_rows = X.shape[0]
         if not self.early_stopping:
             return np.arange(n_rows), None
         n_val = int(np.clip(round(self.validation_fraction * n_rows), 1, n_rows - 1))
-        order = rng.permutation(n_rows)
-        return np.sort(order[n_val:]), np.sort(order[:n_val])
+        kept = np.flatnonzero(self.preprocessor_.keep_)
+        groups = copy_groups(X, kept) if np.any(self.preprocessor_.step_ == 0) else None
+        return train_validation_split(n_rows, n_val, rng, groups)
 
     def _build(
         self, n_features: int, n_samples: int, hidden, context_features: int, seed: int

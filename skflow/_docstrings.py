@@ -65,7 +65,8 @@ FLOW_PARAMETERS = """\
         Hold out ``validation_fraction`` of the rows, stop when their log-likelihood stops
         improving and restore the best weights. Without it, the training loss is monitored.
     validation_fraction : float, default=0.1
-        Fraction of rows held out for early stopping.
+        Fraction of rows held out for early stopping. Copies of a row (equal rows, at most 1%
+        of them) are all held out or all kept, so none can reward memorising another.
     n_iter_no_change : int, default=10
         Epochs without an improvement larger than ``tol`` before stopping.
     tol : float, default=1e-4
