@@ -28,7 +28,7 @@ from ._resampling import (
     _resampled_output,
     _resampling_labels,
 )
-from ._targets import _as_target_array, _target_kind
+from ._targets import _as_target_array, _target_kind, check_conditions_not_in_X
 
 # Conditions with (almost) no spread keep scale 1: they carry no information and dividing by
 # their spread would only amplify rounding noise.
@@ -230,6 +230,8 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
             sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
         context = self._fit_target(y, X.shape[0], sample_weight, warm)
         weight = self._training_weight(y, X.shape[0], sample_weight)
+        if self.target_type_ == "continuous":
+            check_conditions_not_in_X(X, self._conditions)
         self._fit_flow(X, sample_weight=weight, context=context)
         self._n_features_out = int(np.sum(self.preprocessor_.keep_))
         return self

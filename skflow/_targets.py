@@ -59,3 +59,43 @@ def _target_kind(y: np.ndarray) -> str:
     if kind == "continuous":
         return "continuous"
     raise ValueError(f"Unknown label type: y of type {kind!r} is not supported")
+
+
+# Rows used to look for columns of X that the conditions determine: an affine relation holds
+# on every subset of the rows, so a sample finds it at a bounded cost.
+_LEAK_CHECK_ROWS = 10_000
+# Residual variance, relative to the column's, below which a column counts as determined
+# (exact relations leave rounding only, around 1e-30; any noise leaves far more).
+_LEAK_TOL = 1e-12
+
+
+def check_conditions_not_in_X(X: np.ndarray, conditions: np.ndarray) -> None:
+    """Refuse columns of ``X`` that are affine functions of the continuous ``conditions``.
+
+    Given y, such a column is a point mass, which has no density: the fit diverges. It is a
+    common leak (``y = df["age"]`` with ``X = df``, possibly rescaled in a Pipeline).
+
+    Raises
+    ------
+    ValueError
+        Naming the columns, if any.
+    """
+    rows = np.linspace(0, X.shape[0] - 1, min(X.shape[0], _LEAK_CHECK_ROWS)).astype(np.intp)
+    x, c = X[rows], conditions[rows]
+    if len(rows) <= c.shape[1] + 1:
+        return  # too few rows to tell a relation from a coincidence
+    design = np.c_[np.ones(len(rows)), (c - c.mean(axis=0)) / np.maximum(c.std(axis=0), 1e-300)]
+    centred = x - x.mean(axis=0)
+    scale = np.maximum(np.abs(centred).max(axis=0), 1e-300)
+    centred = centred / scale
+    coef = np.linalg.lstsq(design, centred, rcond=None)[0]
+    residual = np.mean((centred - design @ coef) ** 2, axis=0)
+    variance = np.mean(centred**2, axis=0)
+    # Constant columns are left to the preprocessing, which has its own message for them.
+    determined = (residual <= _LEAK_TOL * variance) & (variance > 0)
+    if np.any(determined):
+        raise ValueError(
+            f"X column(s) {np.flatnonzero(determined).tolist()} are affine functions of y: "
+            "given y they take a single value, which has no density, so p(x | y) cannot be "
+            "fitted. Leave those columns out of X (or out of y), e.g. when y is a column of X."
+        )

@@ -257,6 +257,20 @@ def test_continuous_conditions():
         est.score_samples(X)
 
 
+def test_a_column_determined_by_the_conditions_is_refused(tiny_params):
+    """y = df["age"] with X = df: given y that column is a point mass, and the fit once
+    'diverged' with advice about the learning rate. Rescaled or combined, it is the same."""
+    rng = np.random.default_rng(0)
+    t = rng.uniform(20, 70, size=(300, 2))
+    X = rng.normal(size=(300, 2))
+    est = FlowSampler(random_state=0, **tiny_params)
+    for leaked in (t[:, 0], (t[:, 0] - 45) / 14.4, 3 * t[:, 0] - 2 * t[:, 1]):
+        with pytest.raises(ValueError, match=r"X column\(s\) \[2\] are affine functions of y"):
+            est.fit(np.c_[X, leaked], t)
+    # A nonlinear function, or the same column with a little noise, has a density given y.
+    est.fit(np.c_[X, t[:, 0] ** 2, t[:, 0] + 1e-3 * rng.normal(size=300)], t)
+
+
 def test_target_rule(tiny_params):
     """1-D whole numbers are classes; floats with fractions, or any 2-D y, are conditions."""
     X, y = _classes(sizes=[100, 100, 100])
