@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 from scipy.special import logsumexp
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils import TransformerTags, check_random_state
+from sklearn.utils import ClassifierTags, TransformerTags, check_random_state
 from sklearn.utils._param_validation import StrOptions, validate_params
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
@@ -108,7 +108,9 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
     ``p(x | k)`` and ``class_prior_``: a *generative* classifier that comes for free with the
     model. It is calibrated only as far as the densities are right and is usually less
     accurate than a tuned discriminative classifier; use it as a check of the conditional
-    model, not as a replacement for one.
+    model, not as a replacement for one. The estimator is tagged a classifier, so
+    scikit-learn's probability scorers (``scoring="roc_auc"``) apply and cross-validation on
+    labels is stratified; ``score`` stays the mean log-likelihood.
 
     A class with very few rows (even one) is accepted: it shares the flow with the other
     classes, so its conditional density is the shared shape moved and reshaped by the
@@ -899,7 +901,8 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.estimator_type = "density_estimator"
+        tags.estimator_type = "classifier"
+        tags.classifier_tags = ClassifierTags()
         tags.transformer_tags = TransformerTags()
         return tags
 

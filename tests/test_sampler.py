@@ -271,6 +271,25 @@ def test_a_column_determined_by_the_conditions_is_refused(tiny_params):
     est.fit(np.c_[X, t[:, 0] ** 2, t[:, 0] + 1e-3 * rng.normal(size=300)], t)
 
 
+def test_classifier_metrics_and_stratified_splits(tiny_params):
+    """Tagged a classifier, FlowSampler works with scikit-learn's probability scorers (roc_auc
+    once gave NaN, as for a regressor) and gets stratified folds; its own score stays the
+    log-likelihood that GridSearchCV maximises."""
+    from sklearn.base import is_classifier
+    from sklearn.model_selection import StratifiedKFold, check_cv, cross_val_score
+
+    X, y = _classes(sizes=[150, 50])
+    est = FlowSampler(random_state=0, **tiny_params)
+    assert is_classifier(est)
+    assert isinstance(check_cv(5, y, classifier=is_classifier(est)), StratifiedKFold)
+    auc = cross_val_score(est, X, y, cv=3, scoring="roc_auc")
+    assert np.all(auc > 0.9)
+    log_loss = cross_val_score(est, X, y, cv=3, scoring="neg_log_loss")
+    assert np.all(np.isfinite(log_loss)) and np.all(log_loss < 0)
+    fitted = est.fit(X, y)
+    assert fitted.score(X, y) == pytest.approx(np.mean(fitted.score_samples(X, y)))
+
+
 def test_target_rule(tiny_params):
     """1-D whole numbers are classes; floats with fractions, or any 2-D y, are conditions."""
     X, y = _classes(sizes=[100, 100, 100])
