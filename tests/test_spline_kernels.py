@@ -8,7 +8,9 @@ estimator fits to the same model either way.
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import subprocess
 import sys
 
 import numpy as np
@@ -214,7 +216,34 @@ def test_estimator_fits_the_same_model_on_either_path(monkeypatch):
 
 def test_a_broken_numba_install_warns_and_falls_back_to_torch(monkeypatch):
     monkeypatch.setitem(sys.modules, "numba", None)  # makes ``import numba`` raise ImportError
-    monkeypatch.setattr(spline_kernels, "_load", spline_kernels._load.__wrapped__)
+    monkeypatch.setattr(spline_kernels, "_load", spline_kernels._load_once.__wrapped__)
     x, params = _case(32, affine=False, dtype=torch.float64)
     with pytest.warns(RuntimeWarning, match="numba is installed but failed to import"):
         assert not spline_kernels.applicable(x, params)
+
+
+_THREADED_FIRST_FITS = """
+import numpy as np
+from joblib import Parallel, delayed, parallel_backend
+from skflow import FlowDensity
+X = np.random.default_rng(0).normal(size=(300, 3))
+def fit(seed):
+    est = FlowDensity(n_transforms=2, hidden_layer_sizes=(8,), max_iter=1, random_state=seed)
+    return est.fit(X).score(X)
+with parallel_backend("threading", n_jobs=4):
+    print(Parallel()(delayed(fit)(seed) for seed in range(4)))
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="needs numba")
+def test_first_fits_in_threads_load_the_kernels_once():
+    """Fits starting together in threads of a fresh process once both ran the loader, and
+    the second jitted the first's compiled functions (a TypeError in one of the fits)."""
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", _THREADED_FIRST_FITS],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "TypeError" not in result.stderr

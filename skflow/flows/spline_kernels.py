@@ -34,6 +34,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import math
+import threading
 import warnings
 
 import numpy as np
@@ -63,8 +64,20 @@ def _kernel(function):
     return function
 
 
-@functools.cache
+# Fits running in threads (joblib's threading backend, a dask LocalCluster with
+# processes=False) reach the first call together: without the lock two of them ran the body
+# at once, and the second jitted the first's already jitted functions (a TypeError).
+_LOAD_LOCK = threading.Lock()
+
+
 def _load() -> bool:
+    """Compile (or load from the cache) every kernel, once per process, thread-safely."""
+    with _LOAD_LOCK:
+        return _load_once()
+
+
+@functools.cache
+def _load_once() -> bool:
     """Compile (or load from the cache) every kernel; False if numba cannot be imported."""
     try:
         import numba
