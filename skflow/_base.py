@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import threading
 from numbers import Integral, Real
 from typing import ClassVar
 
@@ -22,8 +23,10 @@ from ._threads import torch_threads
 from ._training import TrainingConfig, TrainingData, TrainingHistory, train_flow
 from ._weights import positive_weight_rows
 from .flows import COUPLINGS, MIXINGS, Flow, build_flow
+from .flows.dropout import mask_generator
 
 _SEED_MAX = np.iinfo(np.int32).max
+_GLOBAL_RNG_LOCK = threading.Lock()
 MAX_BINS = 512
 MAX_TAIL_BOUND = 1000.0
 # ``temperature`` of sample() and the oversamplers: the scale of the latent draws. 1 draws from
@@ -369,9 +372,9 @@ class BaseFlowEstimator(BaseEstimator):
         # fit is reproducible and the user's random streams are left exactly as they were.
         seed = int(generator.initial_seed())
         resumed = None if history.resume is None else history.resume.dropout_rng
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            _dropout_generator(device, seed, resumed)
-            history = train_flow(
+
+        def train_with_dropout_stream() -> TrainingHistory:
+            return train_flow(
                 flow,
                 train,
                 validation,
@@ -380,9 +383,24 @@ class BaseFlowEstimator(BaseEstimator):
                 nll_offset=-self.preprocessor_.log_jacobian_,
                 history=history,
             )
-            if history.resume is not None:  # a warm start continues the dropout stream too
-                history.resume.dropout_rng = _dropout_generator(device)
-        return history
+
+        if device.type == "cuda":
+            # torch's dropout on CUDA draws from the device's global generator: fork it.
+            with torch.random.fork_rng(devices=[device]):
+                _seed_cuda_generators(device, seed, resumed)
+                trained = train_with_dropout_stream()
+                state = _seed_cuda_generators(device)
+        else:
+            # On the CPU the masks draw from a generator of this fit's own (thread-safe).
+            dropout_generator = torch.Generator().manual_seed(seed)
+            if resumed is not None:
+                dropout_generator.set_state(resumed)
+            with mask_generator(dropout_generator):
+                trained = train_with_dropout_stream()
+            state = dropout_generator.get_state()
+        if trained.resume is not None:  # a warm start continues the dropout stream too
+            trained.resume.dropout_rng = state
+        return trained
 
     def _split(self, X: np.ndarray, rng: np.random.RandomState):
         """Random train/validation indices (validation is ``None`` without early stopping).
@@ -410,7 +428,9 @@ class BaseFlowEstimator(BaseEstimator):
             n_samples,
             conditional=context_features > 0,
         )
-        with torch.random.fork_rng(devices=[]):
+        # torch's layers draw their initial weights from the global generator: seed it in a
+        # fork, one fit at a time, so that fits in threads do not reseed it under each other.
+        with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
             torch.default_generator.manual_seed(seed)
             generator = torch.Generator().manual_seed(seed)
             return build_flow(
@@ -605,24 +625,19 @@ def _beyond_float64(method: str, rows: np.ndarray, out: np.ndarray) -> np.ndarra
     )
 
 
-def _dropout_generator(
+def _seed_cuda_generators(
     device: torch.device, seed: int | None = None, state: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Seed the global generators (dropout draws from the device's), then restore the
-    device's ``state`` if given; return the device generator's state. Called inside
-    ``fork_rng``, so the user's streams are untouched."""
-    if seed is not None:
-        torch.default_generator.manual_seed(seed)
-    if device.type == "cuda":
-        with torch.cuda.device(device):
-            if seed is not None:
-                torch.cuda.manual_seed(seed)
-            if state is not None:
-                torch.cuda.set_rng_state(state)
-            return torch.cuda.get_rng_state()
-    if state is not None:
-        torch.default_generator.set_state(state)
-    return torch.default_generator.get_state()
+    """Seed the global generators (CUDA dropout draws from the device's), then restore the
+    device's ``state`` if given; return that generator's state. Called inside ``fork_rng``,
+    so the user's streams are untouched."""
+    with torch.cuda.device(device):
+        if seed is not None:
+            torch.default_generator.manual_seed(seed)
+            torch.cuda.manual_seed(seed)
+        if state is not None:
+            torch.cuda.set_rng_state(state)
+        return torch.cuda.get_rng_state()
 
 
 def _call(flow: Flow, method: str, rows: np.ndarray, context, device, dtype) -> np.ndarray:

@@ -16,6 +16,9 @@ so the layer stays unbiased: ``E[output] = input`` exactly.
 from __future__ import annotations
 
 import inspect
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -28,12 +31,33 @@ _LEVELS = 1 << 16
 _LOWEST = -(1 << 15)
 
 
+# The generator the masks of this thread draw from (see ``mask_generator``).
+_thread = threading.local()
+
+
+@contextmanager
+def mask_generator(generator: torch.Generator | None) -> Iterator[None]:
+    """Within the block, CPU dropout masks made in this thread draw from ``generator``.
+
+    A fit gives its own seeded generator: seeding torch's global one instead made fits that
+    run in threads (joblib's threading backend, dask with processes=False) reseed it under
+    each other, so equal seeds gave different models. ``None`` is the global generator.
+    """
+    previous = getattr(_thread, "generator", None)
+    _thread.generator = generator
+    try:
+        yield
+    finally:
+        _thread.generator = previous
+
+
 def _scaled_keep_mask(like: torch.Tensor, threshold: int, scale: float) -> torch.Tensor:
     """``scale`` where an element is kept and 0 where it is dropped, shaped like ``like``."""
     n = like.numel()
     # Over the full int64 range every byte of the draw is uniform (``random_()`` without
     # bounds leaves the sign bit at zero, which would bias one 16-bit word in four).
-    bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(2**63), None)
+    generator = getattr(_thread, "generator", None)
+    bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(2**63), None, generator=generator)
     keep = bits.view(torch.int16)[:n].view(like.shape) >= threshold
     return keep.to(like.dtype) * scale
 
@@ -83,8 +107,9 @@ class BitDropout(nn.Module):
     """Inverted dropout with a mask made from 16 random bits per element.
 
     Drop-in for :class:`torch.nn.Dropout` (training mode only; the identity in evaluation
-    mode). It draws from the device's global generator, like torch's dropout, so
-    ``torch.manual_seed`` (or a forked, seeded generator) makes it reproducible.
+    mode). On the CPU it draws from the generator of ``mask_generator`` if one is set for
+    the thread, else from the global one, like torch's dropout (which runs elsewhere), so
+    ``torch.manual_seed`` makes it reproducible.
 
     Parameters
     ----------
