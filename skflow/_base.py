@@ -9,6 +9,7 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+from scipy.special import logsumexp
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -17,7 +18,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from ._chunking import MAX_CHUNK_ROWS, chunk_rows
 from ._constraints import Count
 from ._device import cpu_copy, is_on, resolve_device, usable_device
-from ._preprocessing import Preprocessor
+from ._preprocessing import Preprocessor, cell_offsets
 from ._splitting import copy_groups, train_validation_split
 from ._threads import torch_threads
 from ._training import TrainingConfig, TrainingData, TrainingHistory, train_flow
@@ -475,6 +476,7 @@ class BaseFlowEstimator(BaseEstimator):
         *,
         before=None,
         after=None,
+        repeat: int = 1,
     ) -> np.ndarray:
         """Run ``flow_.<method>`` over ``inputs`` in chunks; return float64 numpy.
 
@@ -482,6 +484,8 @@ class BaseFlowEstimator(BaseEstimator):
         ``after`` (numpy, e.g. the inverse preprocessing) before the next one starts, so the
         memory used on top of the inputs and outputs is set by the chunk size, which follows
         scikit-learn's ``working_memory`` (see :func:`~skflow._chunking.chunk_rows`).
+        ``repeat``: ``before`` makes that many flow rows of each input row (their context
+        rows are repeated to match), and ``after`` reduces them back to one.
 
         The flow runs in float32 on the model's device; rows whose result is not finite
         (inputs so far out that float32 overflows) are recomputed in float64 on the CPU, so
@@ -496,13 +500,15 @@ class BaseFlowEstimator(BaseEstimator):
         if any(module.training for module in flow.modules()):
             flow.eval()
         flow64 = None
-        chunk = chunk_rows(flow)
+        chunk = max(1, chunk_rows(flow) // repeat)
         results = []
         with torch_threads(self.n_jobs):
             for start in range(0, max(len(inputs), 1), chunk):
                 rows = inputs[start : start + chunk]
                 rows = rows if before is None else before(rows)
                 ctx = None if context is None else context[start : start + chunk]
+                if ctx is not None and repeat > 1:
+                    ctx = np.repeat(ctx, repeat, axis=0)
                 out = _call(flow, method, rows, ctx, device, torch.float32)
                 bad = ~np.isfinite(out).reshape(len(out), -1).all(axis=1)
                 if np.any(bad):
@@ -524,9 +530,33 @@ class BaseFlowEstimator(BaseEstimator):
         return np.concatenate(results, axis=0)
 
     def _log_density(self, X: np.ndarray, context: np.ndarray | None = None) -> np.ndarray:
-        """``log p(x)`` (given ``context``) of validated rows, in the units of X."""
-        log_prob = self._run("log_prob", X, context, before=self.preprocessor_.transform)
-        return log_prob + self.preprocessor_.log_jacobian_
+        """``log p(x)`` (given ``context``) of validated rows, in the units of X.
+
+        With discrete columns it is the log-probability of each row's cell in those columns
+        (times the density of the continuous ones): the mean of the flow's density over
+        ``CELL_POINTS`` fixed points spread through the cell (a scrambled Sobol set), times
+        the cell's volume. The density at the cell's centre alone overstated peaked cells:
+        on two binary flags the four cells' probabilities summed to 1.20, and the test
+        log-likelihood beat the true distribution's by 0.18 nats.
+        """
+        pre = self.preprocessor_
+        if not pre.has_discrete_:
+            return self._run("log_prob", X, context, before=pre.transform) + pre.log_jacobian_
+        offsets = cell_offsets(int(np.sum(pre.step_ > 0)))
+        n_points = len(offsets)
+
+        def mean_over_cell(log_prob: np.ndarray) -> np.ndarray:
+            return logsumexp(log_prob.reshape(-1, n_points), axis=1) - np.log(n_points)
+
+        log_prob = self._run(
+            "log_prob",
+            X,
+            context,
+            before=lambda rows: pre.transform_cell_points(rows, offsets),
+            after=mean_over_cell,
+            repeat=n_points,
+        )
+        return log_prob + pre.log_jacobian_
 
     def _to_latent(self, X: np.ndarray, context: np.ndarray | None = None) -> np.ndarray:
         """Validated rows -> latent points."""

@@ -237,7 +237,8 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
         # Scored as new rows are: mapped back to the units of X (discrete columns onto their
         # grid) and through score_samples' path. Scoring the flow's own continuous points
         # instead put the level too low wherever there are discrete columns, since rows are
-        # scored at their cell's centre (with 6 binary columns, 0.15% of new rows flagged).
+        # scored by the probability of their cell (with 6 binary columns, 0.15% of new rows
+        # flagged).
         rows = np.zeros((AUTO_N_SAMPLES, self.n_features_in_))
         # Constant columns are left out of the score, so any value will do for them.
         rows[:, self.preprocessor_.keep_] = self._from_latent(latent.numpy())

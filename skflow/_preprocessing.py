@@ -5,17 +5,19 @@ the units of the user's X.
 
 Discrete columns (binary flags, counts, ratings, values recorded on a grid) are dequantised:
 a value ``x`` on a grid of step ``h`` stands for the cell ``[x, x + h)``, training sees
-``x + h * u`` with fresh ``u ~ U(0, 1)`` every epoch, and scoring evaluates the learned density
-at the cell centre ``x + h / 2`` and multiplies it by ``h``. So a discrete column contributes
-(approximately) the log-probability of its value, a continuous one its log-density, and no
+``x + h * u`` with fresh ``u ~ U(0, 1)`` every epoch, and scoring averages the learned density
+over fixed points of the cell (:func:`cell_offsets`) and multiplies it by ``h``. So a discrete
+column contributes the log-probability of its value, a continuous one its log-density, and no
 column can collect the unbounded density spikes a continuous model puts on repeated values.
 """
 
 from __future__ import annotations
 
+import functools
 from numbers import Integral
 
 import numpy as np
+from scipy.stats import qmc
 
 # A column whose spread is below this fraction of its magnitude is numerically constant.
 _RELATIVE_CONSTANT_TOL = 1e-12
@@ -116,6 +118,20 @@ def discrete_mask(X: np.ndarray, discrete_features) -> np.ndarray:
     mask = np.zeros(n_features, dtype=bool)
     mask[spec] = True
     return mask
+
+
+# Points per row at which the density is averaged over the row's discrete cells (a power of
+# two, so that the Sobol set is balanced in every column).
+CELL_POINTS = 32
+
+
+@functools.cache
+def cell_offsets(n_discrete: int) -> np.ndarray:
+    """Fixed points in [0, 1)^n_discrete, shape (CELL_POINTS, n_discrete), spread evenly
+    (a scrambled Sobol set with a fixed seed, so scores are deterministic)."""
+    points = qmc.Sobol(n_discrete, scramble=True, seed=0).random(CELL_POINTS)
+    points.setflags(write=False)
+    return points
 
 
 class Preprocessor:
@@ -242,6 +258,20 @@ class Preprocessor:
         """
         with np.errstate(over="ignore"):
             return (X[:, self.keep_] + self.step_ / 2 - self.mean_) / self.scale_
+
+    def transform_cell_points(self, X: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """Each row once per row of ``offsets``, its discrete columns moved there in their
+        cells (an offset of 0.5 is the centre that :meth:`transform` uses), standardised.
+
+        ``offsets`` has shape (n_points, n_discrete), in [0, 1); the result has
+        ``len(X) * n_points`` rows, those of one input row together.
+        """
+        n_points = len(offsets)
+        points = np.repeat(X[:, self.keep_], n_points, axis=0)
+        discrete = self.step_ > 0
+        points[:, discrete] += np.tile(offsets, (len(X), 1)) * self.step_[discrete]
+        with np.errstate(over="ignore"):
+            return (points - self.mean_) / self.scale_
 
     def inverse_transform(self, V: np.ndarray) -> np.ndarray:
         """Back to the kept columns of X; discrete columns snap to the grid cell they fall in.
