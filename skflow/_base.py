@@ -369,8 +369,8 @@ class BaseFlowEstimator(BaseEstimator):
 
     def _train(self, flow, train, validation, generator, history) -> TrainingHistory:
         device = train.x.device
-        # Dropout draws from the global generator of the device: fork it and seed it, so the
-        # fit is reproducible and the user's random streams are left exactly as they were.
+        # Dropout draws from a stream seeded from the fit's seed, so the fit is reproducible
+        # and the user's random streams are left exactly as they were.
         seed = int(generator.initial_seed())
         resumed = None if history.resume is None else history.resume.dropout_rng
 
