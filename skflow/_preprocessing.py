@@ -120,6 +120,36 @@ def discrete_mask(X: np.ndarray, discrete_features) -> np.ndarray:
     return mask
 
 
+def column_moments(
+    columns: list[np.ndarray], weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted mean and variance of each column, safe from over- and underflow.
+
+    Each column is first divided by the power of two nearest its largest magnitude, so that
+    squares neither overflow (values of 1e160) nor underflow (1e-200); a power of two divides
+    exactly, so on ordinary data the moments are the same to the last bit.
+
+    Returns
+    -------
+    unit, mean, variance : ndarray of shape (n_columns,)
+        The powers of two, and the moments in those units: the column's mean is
+        ``mean * unit`` and its variance ``variance * unit**2``.
+    """
+    magnitude = np.array([np.max(np.abs(col)) for col in columns])
+    unit = np.ldexp(1.0, np.frexp(magnitude)[1])
+    unit[magnitude == 0] = 1.0
+    mean = np.array(
+        [np.average(col / u, weights=weights) for col, u in zip(columns, unit, strict=True)]
+    )
+    variance = np.array(
+        [
+            np.average((col / u - m) ** 2, weights=weights)
+            for col, u, m in zip(columns, unit, mean, strict=True)
+        ]
+    )
+    return unit, mean, variance
+
+
 # Points per row at which the density is averaged over the row's discrete cells (a power of
 # two, so that the Sobol set is balanced in every column).
 CELL_POINTS = 32
@@ -216,23 +246,9 @@ class Preprocessor:
         self.origin_ = np.array([col.min() for col in columns])
         self.top_ = np.array([col.max() for col in columns])
         # Moments of the dequantised variable x + step * u: the mean moves by step / 2 and
-        # the variance grows by step**2 / 12 (independent uniform noise). Each column is
-        # first divided by the power of two nearest its magnitude, so that squares neither
-        # overflow (values of 1e160) nor underflow (1e-200); a power of two divides exactly,
-        # so on ordinary data the moments are the same to the last bit.
-        unit = np.ldexp(1.0, np.frexp(magnitude[self.keep_])[1])
-        raw_mean = np.array(
-            [
-                np.average(col / u, weights=sample_weight)
-                for col, u in zip(columns, unit, strict=True)
-            ]
-        )
-        var = np.array(
-            [
-                np.average((col / u - mean) ** 2, weights=sample_weight)
-                for col, u, mean in zip(columns, unit, raw_mean, strict=True)
-            ]
-        )
+        # the variance grows by step**2 / 12 (independent uniform noise). In each column's
+        # own power-of-two unit, so that a column at 1e160 or 1e-200 can be fitted.
+        unit, raw_mean, var = column_moments(columns, sample_weight)
         step = self.step_ / unit
         self.mean_ = (raw_mean + step / 2) * unit
         self.scale_ = np.sqrt(var + step**2 / 12) * unit

@@ -22,6 +22,7 @@ from ._base import (
 )
 from ._constraints import Count
 from ._docstrings import fill_flow_docs
+from ._preprocessing import column_moments
 from ._resampling import (
     _generation_seed,
     _oversampling_targets,
@@ -30,8 +31,8 @@ from ._resampling import (
 )
 from ._targets import _as_target_array, _target_kind, check_conditions_not_in_X
 
-# Conditions with (almost) no spread keep scale 1: they carry no information and dividing by
-# their spread would only amplify rounding noise.
+# Conditions with (almost) no spread relative to their magnitude keep scale 1: they carry no
+# information and dividing by their spread would only amplify rounding noise.
 _MIN_CONDITION_SCALE = 1e-12
 
 
@@ -285,11 +286,14 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
                     f"fitted with {self.n_conditions_}"
                 )
         else:
-            mean = np.average(conditions, axis=0, weights=weight)
-            scale = np.sqrt(np.average((conditions - mean) ** 2, axis=0, weights=weight))
+            # In each condition's own power-of-two unit: conditions at 1e160 once got a scale
+            # of inf (1e-200: below the floor), which encoded every condition as 0 and
+            # silently fitted p(x) instead of p(x | y).
+            unit, mean, variance = column_moments(list(conditions.T), weight)
+            spread = np.sqrt(variance)
             self.n_conditions_ = conditions.shape[1]
-            self.condition_mean_ = mean
-            self.condition_scale_ = np.where(scale > _MIN_CONDITION_SCALE, scale, 1.0)
+            self.condition_mean_ = mean * unit
+            self.condition_scale_ = np.where(spread > _MIN_CONDITION_SCALE, spread * unit, 1.0)
         self._conditions = conditions
         self._condition_weight = weight / weight.sum()
         self._condition_ndim = y.ndim

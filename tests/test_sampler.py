@@ -257,6 +257,19 @@ def test_continuous_conditions():
         est.score_samples(X)
 
 
+def test_conditions_on_any_scale_give_the_same_model(tiny_params):
+    """Conditions at 1e160 once got a scale of inf (at 1e-200, the floor's scale of 1), which
+    encoded every condition as 0: the fit silently became p(x), not p(x | y)."""
+    rng = np.random.default_rng(0)
+    t = rng.uniform(-2, 2, 600)
+    X = np.c_[t + 0.2 * rng.normal(size=600), rng.normal(size=600)]
+    base = FlowSampler(random_state=0, **tiny_params).fit(X, t)
+    for c in (1e160, 1e-200):
+        est = FlowSampler(random_state=0, **tiny_params).fit(X, t * c)
+        np.testing.assert_allclose(est.condition_scale_ / c, base.condition_scale_, rtol=1e-12)
+        np.testing.assert_allclose(est.score_samples(X, t * c), base.score_samples(X, t))
+
+
 def test_a_column_determined_by_the_conditions_is_refused(tiny_params):
     """y = df["age"] with X = df: given y that column is a point mass, and the fit once
     'diverged' with advice about the learning rate. Rescaled or combined, it is the same."""
