@@ -151,9 +151,22 @@ def test_warm_fits_in_steps_equal_one_long_fit(params):
     np.testing.assert_array_equal(reloaded.fit(X).score_samples(X), steps.fit(X).score_samples(X))
 
 
-def test_warm_start_without_a_saved_state_warms_up_again(blobs_2d, monkeypatch):
-    """A first fit with warm_start=False keeps no optimiser state: the warm fit after it
-    starts a fresh Adam, so it warms the learning rate up again."""
+# 600 rows in batches of 100 at learning rate 1e-2 without validation: the warm-up is the
+# first 3 x 6 optimiser steps.
+_WARMUP_CASE = dict(
+    n_transforms=2,
+    hidden_layer_sizes=(8,),
+    max_iter=4,
+    batch_size=100,
+    learning_rate_init=1e-2,
+    early_stopping=False,
+    n_iter_no_change=50,
+    random_state=0,
+)
+
+
+def _record_learning_rates(monkeypatch) -> list[float]:
+    """The learning rate of every AdamW step from now on, in order."""
     rates = []
     real_step = torch.optim.AdamW.step
 
@@ -161,21 +174,18 @@ def test_warm_start_without_a_saved_state_warms_up_again(blobs_2d, monkeypatch):
         rates.append(self.param_groups[0]["lr"])
         return real_step(self, *args, **kwargs)
 
-    params = dict(
-        n_transforms=2,
-        hidden_layer_sizes=(8,),
-        max_iter=4,
-        batch_size=100,
-        learning_rate_init=1e-2,
-        early_stopping=False,
-        n_iter_no_change=50,
-        random_state=0,
-    )
-    est = FlowDensity(**params)
+    monkeypatch.setattr(torch.optim.AdamW, "step", spy)
+    return rates
+
+
+def test_warm_start_without_a_saved_state_warms_up_again(blobs_2d, monkeypatch):
+    """A first fit with warm_start=False keeps no optimiser state: the warm fit after it
+    starts a fresh Adam, so it warms the learning rate up again."""
+    est = FlowDensity(**_WARMUP_CASE)
     with pytest.warns(Warning, match="max_iter"):
         est.fit(blobs_2d)
     assert est._history_.resume is None
-    monkeypatch.setattr(torch.optim.AdamW, "step", spy)
+    rates = _record_learning_rates(monkeypatch)
     with pytest.warns(Warning, match="max_iter"):
         est.set_params(warm_start=True).fit(blobs_2d)
     warmup = 3 * 6
@@ -331,24 +341,8 @@ def test_n_jobs_sets_torch_threads_during_fit_and_restores(
 
 def test_learning_rate_warms_up_then_holds(blobs_2d, monkeypatch):
     """Linear warm-up over the first 3 epochs, so the data-fitted start is not knocked away."""
-    rates = []
-    real_step = torch.optim.AdamW.step
-
-    def spy(self, *args, **kwargs):
-        rates.append(self.param_groups[0]["lr"])
-        return real_step(self, *args, **kwargs)
-
-    monkeypatch.setattr(torch.optim.AdamW, "step", spy)
-    est = FlowDensity(
-        n_transforms=2,
-        hidden_layer_sizes=(8,),
-        max_iter=4,
-        batch_size=100,
-        learning_rate_init=1e-2,
-        early_stopping=False,
-        n_iter_no_change=50,
-        random_state=0,
-    )
+    rates = _record_learning_rates(monkeypatch)
+    est = FlowDensity(**_WARMUP_CASE)
     with pytest.warns(Warning, match="max_iter"):
         est.fit(blobs_2d)
     warmup = 3 * 6  # 600 rows in batches of 100, three epochs
