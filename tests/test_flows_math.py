@@ -683,3 +683,29 @@ def test_context_affine_standardises_each_class_at_initialisation():
         assert torch.all(rows.mean(0).abs() < 0.1), rows.mean(0)
         assert torch.all((rows.std(0) - 1).abs() < 0.1), rows.std(0)
     _check_bijection(layer.eval(), x[:N_ROWS], context[:N_ROWS])
+
+
+@needs_sinh_arcsinh
+def test_sinh_arcsinh_tail_parameter_has_a_gradient_at_its_start():
+    """The layer is built as the identity (log delta = 0, at its bound delta <= 1). Its tail
+    parameter must get a gradient there on every torch version: with a clamp at the bound,
+    torch 2.14 gave 0 and neither the initialisation nor training ever moved it."""
+    layer = SinhArcsinh(2).double().eval()  # eval: no data-dependent initialisation
+    heavy = torch.sinh(1.5 * _randn(4000, 2, seed=0))  # tails far heavier than Gaussian
+    z, logdet = layer(heavy)
+    nll = -(Flow.base_log_prob(z) + logdet).mean()
+    nll.backward()
+    # Heavy tails want delta < 1, i.e. log delta to go down: a positive gradient.
+    assert torch.all(layer.log_delta.grad > 0.1)
+
+
+@needs_sinh_arcsinh
+def test_sinh_arcsinh_is_even_in_its_tail_parameter():
+    """delta = exp(-|log_delta|): a parameter pushed past the bound comes back (no flat region
+    where a clamp would stall it), and the bound delta <= 1 holds everywhere."""
+    layer = SinhArcsinh(3).double()
+    raw = torch.tensor([-0.7, 0.0, 0.7], dtype=DTYPE)
+    delta = layer._delta(raw)
+    assert torch.all(delta <= 1.0)
+    assert delta[0].item() == pytest.approx(delta[2].item())
+    assert delta[1].item() == 1.0

@@ -162,7 +162,13 @@ class SinhArcsinh(nn.Module):
         # delta <= 1: the layer may only compress tails. Letting delta grow
         # past 1 turns light tails into walls (p ~ exp(-x^(2 delta))), and a held-out row just
         # past the training range then gets an astronomically small density.
-        return torch.exp(soft_clamp(log_delta.clamp(max=0.0), self.log_limit))
+        # The bound is a reflection, -|log_delta|, written with torch.where so that the
+        # gradient at the starting point 0 is 1 by construction: clamp's gradient at its bound
+        # is a convention torch changed (1 up to 2.13, 0 from 2.14), and a zero there froze
+        # the tails of every fit at delta = 1. A reflection also has no flat region where the
+        # parameter could stall once past the bound, as a clamp has.
+        bounded = torch.where(log_delta > 0.0, -log_delta, log_delta)
+        return torch.exp(soft_clamp(bounded, self.log_limit))
 
     def _initialize(self, x: torch.Tensor, max_iter: int = 50) -> None:
         """Fit ``delta`` and ``epsilon`` per feature so each marginal becomes Gaussian.
@@ -201,7 +207,8 @@ class SinhArcsinh(nn.Module):
             end = negative_log_likelihood().item()
         with torch.no_grad():
             if math.isfinite(end) and end < start:
-                self.log_delta.copy_(log_delta.detach())
+                # The same delta, written on the side of the reflection that reads as log(delta).
+                self.log_delta.copy_(-log_delta.detach().abs())
                 self.epsilon.copy_(epsilon.detach())
             self.initialized.fill_(True)
 
