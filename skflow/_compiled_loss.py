@@ -20,10 +20,11 @@ on eagerly.
 from __future__ import annotations
 
 import functools
-import warnings
 from collections.abc import Callable
 
 import torch
+
+from ._warnings import warn_at_caller
 
 # Dynamo keeps at most ``recompile_limit`` (8) graphs per compiled function and runs the rest
 # eagerly. Every architecture, batch size and dropout rate is a graph of its own here, so a
@@ -108,9 +109,8 @@ class TrainingLoss:
     def _give_up(self, error: Exception) -> None:
         self.compiled = None
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        warnings.warn(
+        warn_at_caller(
             f"skflow: torch.compile failed ({type(error).__name__}: {first_line}); "
             "training continues without it (compile=False).",
             RuntimeWarning,
-            stacklevel=2,
         )

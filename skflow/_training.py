@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import math
-import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -21,6 +20,7 @@ from ._averaging import ParameterAverage
 from ._chunking import MAX_CHUNK_ROWS
 from ._compiled_loss import TrainingLoss
 from ._flat_parameters import FlatParameters
+from ._warnings import warn_at_caller
 from .flows import Flow
 
 # How many times a non-finite loss may be recovered from before giving up.
@@ -356,6 +356,8 @@ def _optimise(
 
     progress = tqdm(total=config.max_iter, disable=config.verbose <= 0, desc="skflow", unit="epoch")
     epochs_done = 0
+    start_epoch = history.n_iter
+    best_epoch = start_epoch  # the weights the run started from, until an epoch beats them
     while epochs_done < config.max_iter:
         order = torch.randperm(n_rows, generator=order_generator).to(train.x.device)
         epoch_loss = torch.zeros((), device=train.x.device)
@@ -408,6 +410,7 @@ def _optimise(
 
         if improved:
             best_loss = monitored
+            best_epoch = history.n_iter
             stalled = 0
         else:
             stalled += 1
@@ -418,7 +421,14 @@ def _optimise(
         if stalled >= config.n_iter_no_change:
             history.converged = True
             break
-    progress.close()
+    if not progress.disable:
+        # A bar left at 14% when early stopping ends the fit looks like a crash: end it at the
+        # epochs that ran and say why training stopped and which weights were kept.
+        progress.total = epochs_done
+        progress.refresh()
+        progress.close()
+        kept = (start_epoch, best_epoch, best_loss + nll_offset, validation is not None)
+        print(_stopping_summary(history, config, *kept), flush=True)
 
     if config.keep_state:
         history.resume = TrainingState(
@@ -440,10 +450,40 @@ def _optimise(
         average.write_to_module()
     flow.eval()
     if not history.converged:
-        warnings.warn(
+        warn_at_caller(
             f"skflow: training stopped at max_iter={config.max_iter} epochs before the "
             "monitored loss stopped improving; consider increasing max_iter.",
             ConvergenceWarning,
-            stacklevel=4,
         )
     return history
+
+
+def _stopping_summary(
+    history: TrainingHistory,
+    config: TrainingConfig,
+    start_epoch: int,
+    best_epoch: int,
+    best_nll: float,
+    validated: bool,
+) -> str:
+    """The line printed under the progress bar: why the run ended and what it kept."""
+    if history.converged:
+        monitored = "validation NLL" if validated else "training NLL"
+        why = (
+            f"stopped early after epoch {history.n_iter} of max_iter={config.max_iter}: the "
+            f"{monitored} did not improve by more than tol={config.tol:g} for "
+            f"{config.n_iter_no_change} epochs"
+        )
+    else:
+        why = f"reached max_iter={config.max_iter} epochs (epoch {history.n_iter})"
+    if not validated:
+        return f"skflow: {why}; kept the averaged weights of the last epoch."
+    if best_epoch == start_epoch:
+        kept = (
+            "the initial Gaussian fit (no epoch improved on it)"
+            if start_epoch == 0
+            else f"the weights this fit started from (epoch {start_epoch})"
+        )
+    else:
+        kept = f"the averaged weights of epoch {best_epoch}"
+    return f"skflow: {why}; kept {kept}, validation NLL {best_nll:.4f}."
