@@ -135,9 +135,7 @@ def _resampled_output(X_in, y_in, X_new: np.ndarray, labels: np.ndarray, classes
             y_res = y_res[:, None]
 
     if is_frame:
-        import pandas as pd
-
-        X_res = pd.DataFrame(X_res, columns=X_in.columns).astype(X_in.dtypes.to_dict())
+        X_res = _frame_like(X_in, X_res)
     elif isinstance(X_in, list):
         X_res = X_res.tolist()
     if hasattr(y_in, "to_frame") and hasattr(y_in, "name"):  # Series
@@ -151,6 +149,82 @@ def _resampled_output(X_in, y_in, X_new: np.ndarray, labels: np.ndarray, classes
     elif isinstance(y_in, list):
         y_res = y_res.tolist()
     return X_res, y_res
+
+
+def check_restorable_columns(X_in) -> None:
+    """Refuse, before any fitting, a DataFrame column whose dtype generated rows cannot take.
+
+    Generated values are floats; they go back into float, integer (rounded), boolean and
+    numeric categorical columns (snapped to the nearest category), nullable or not.
+    """
+    if not (hasattr(X_in, "iloc") and hasattr(X_in, "dtypes")):
+        return
+    unsupported = []
+    for name, dtype in X_in.dtypes.items():
+        categories = getattr(dtype, "categories", None)
+        kind = categories.dtype.kind if categories is not None else _dtype_kind(dtype)
+        if kind not in "biuf":
+            unsupported.append(f"{name!r} ({dtype})")
+    if unsupported:
+        raise ValueError(
+            "fit_resample returns the DataFrame's own dtypes, but generated rows cannot be "
+            f"written into column(s) {', '.join(unsupported)}; encode them as numbers first"
+        )
+
+
+def _dtype_kind(dtype) -> str:
+    """numpy's kind letter of a numpy or pandas extension dtype (nullable Int64: 'i')."""
+    numpy_dtype = getattr(dtype, "numpy_dtype", dtype)
+    return getattr(numpy_dtype, "kind", "O")
+
+
+def _frame_like(X_in, values: np.ndarray):
+    """``values`` (original rows then generated ones) as a DataFrame with X_in's dtypes.
+
+    Generated values are floats: integer and boolean columns get them rounded and kept within
+    the column's training range (so a uint8 cannot wrap around), categorical columns the
+    nearest of their categories; a plain cast turned a generated 0.26 into NaN in a category
+    column of 0.1, 0.25 and 1.7, and failed on nullable integers.
+    """
+    import pandas as pd
+
+    n_original = len(X_in)
+    parts = []
+    for j, dtype in enumerate(X_in.dtypes):
+        original = X_in.iloc[:, j].reset_index(drop=True)
+        generated = values[n_original:, j]
+        categories = getattr(dtype, "categories", None)
+        if categories is not None:
+            new = pd.Categorical(
+                np.asarray(categories)[_nearest_level(categories, generated)],
+                categories=categories,
+                ordered=dtype.ordered,
+            )
+        elif _dtype_kind(dtype) in "biu":
+            numbers = original.to_numpy(dtype=np.float64)
+            new = np.clip(np.round(generated), numbers.min(), numbers.max())
+            new = new.astype(bool) if _dtype_kind(dtype) == "b" else new
+        else:
+            new = generated
+        parts.append(pd.concat([original, pd.Series(new).astype(dtype)], ignore_index=True))
+    frame = pd.concat(parts, axis=1)
+    frame.columns = X_in.columns
+    return frame
+
+
+def _nearest_level(categories, values: np.ndarray) -> np.ndarray:
+    """Index into ``categories`` (numeric) of the category nearest each value."""
+    levels = np.asarray(categories, dtype=np.float64)
+    order = np.argsort(levels)
+    ranked = levels[order]
+    right = np.searchsorted(ranked, values).clip(1, max(len(ranked) - 1, 1))
+    left = right - 1
+    if len(ranked) > 1:
+        nearer_left = np.abs(values - ranked[left]) <= np.abs(ranked[right] - values)
+        right = np.where(nearer_left, left, right)
+    else:
+        right = np.zeros(len(values), dtype=np.intp)
+    return order[right]
 
 
 def _as_sampler_tags(tags):

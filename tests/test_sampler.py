@@ -585,3 +585,45 @@ def test_oversampler_passes_dataframe_column_names_to_its_sampler(small, tiny_pa
         X_res, _ = FlowOverSampler(random_state=0, **tiny_params).fit_resample(frame, y)
         FlowOverSampler(latent_noise=0.1, random_state=0, **tiny_params).fit_resample(frame, y)
     assert isinstance(X_res, pd.DataFrame) and list(X_res.columns) == ["u", "v"]
+
+
+def test_oversampled_frame_keeps_every_dtype_with_valid_values(tiny_params):
+    """Generated rows go back into the DataFrame's own dtypes: a category column of floats off
+    a regular grid gets only its categories (a plain cast gave NaN in every new row), nullable
+    Int64 and uint8 columns get in-range integers (they raised a casting error after the fit)."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    n = 240
+    frame = pd.DataFrame(
+        {
+            "level": pd.Categorical(rng.choice([0.1, 0.25, 1.7], n)),
+            "count": pd.array(rng.integers(0, 30, n), dtype="Int64"),
+            "byte": rng.integers(0, 256, n).astype(np.uint8),
+            "flag": rng.random(n) < 0.4,
+            "value": rng.normal(size=n).astype(np.float32),
+        }
+    )
+    y = np.r_[np.zeros(180, int), np.ones(60, int)]
+    for sampler in (
+        FlowOverSampler(random_state=0, **tiny_params),
+        FlowOverSampler(random_state=0, latent_noise=None, **tiny_params),
+    ):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            X_res, y_res = sampler.fit_resample(frame, y)
+        assert np.bincount(y_res).tolist() == [180, 180]
+        assert X_res.dtypes.to_dict() == frame.dtypes.to_dict()
+        new = X_res.iloc[n:]
+        assert len(new) == 120 and not new.isna().any().any()
+        assert set(new["level"]) <= {0.1, 0.25, 1.7}
+        assert new["byte"].between(frame["byte"].min(), frame["byte"].max()).all()
+        assert new["count"].between(0, 29).all()
+        pd.testing.assert_frame_equal(X_res.iloc[:n], frame)
+
+
+def test_unrestorable_columns_are_refused_before_the_fit(tiny_params, monkeypatch):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"a": np.arange(40.0), "when": pd.date_range("2026-01-01", periods=40)})
+    monkeypatch.setattr(FlowSampler, "fit", lambda *a, **k: pytest.fail("fit ran"))
+    with pytest.raises(ValueError, match=r"'when' \(datetime64"):
+        FlowOverSampler(**tiny_params).fit_resample(frame, np.arange(40) % 2)
