@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import threading
 from numbers import Integral, Real
 from typing import ClassVar
@@ -173,6 +174,7 @@ class BaseFlowEstimator(BaseEstimator):
     # ------------------------------------------------------------------ input validation
     def _validate_X(self, X, reset: bool) -> np.ndarray:
         """Validate ``X`` at the boundary: dense, numeric, finite, float64, >= 2 rows on fit."""
+        _check_integers_fit_float64(X)
         try:
             return validate_data(
                 self,
@@ -248,13 +250,18 @@ class BaseFlowEstimator(BaseEstimator):
             self.preprocessor_ = Preprocessor(self.discrete_features, self._constant_features).fit(
                 X, sample_weight, weighted=X.shape[0] < n_rows_given
             )
+            self.discrete_features_ = self.preprocessor_.discrete_columns()
+            if self.verbose:
+                print(self._discrete_columns_message())
         n_latent = int(np.sum(self.preprocessor_.keep_))
         train_idx, val_idx = self._split(X, rng)
         self._check_enough_rows(len(train_idx), val_idx, n_latent, n_rows_given - X.shape[0])
 
         if warm:
-            flow = self.flow_.to(device)
-            history = self._history_
+            # Copies: the fitted flow and history stay as they are until training has ended
+            # (see ``atomic_fit``), so an interrupted warm fit leaves the previous model whole.
+            flow = copy.deepcopy(self.flow_).to(device)
+            history = copy.deepcopy(self._history_)
         else:
             flow = self._build(
                 n_latent,
@@ -289,6 +296,30 @@ class BaseFlowEstimator(BaseEstimator):
         )
         self.best_validation_score_ = history.best_validation_score
         self.n_recoveries_ = history.n_recoveries
+
+    def _discrete_columns_message(self) -> str:
+        """One line saying which columns were taken as discrete, their cells, and why."""
+        discrete = np.flatnonzero(self.discrete_features_)
+        names = getattr(self, "feature_names_in_", None)
+        if not len(discrete):
+            return f"skflow: all {len(self.discrete_features_)} columns treated as continuous"
+        steps = self.preprocessor_.step_[self.preprocessor_.step_ > 0]
+        listed = ", ".join(
+            f"{names[j] if names is not None else j} (step {step:.6g})"
+            for j, step in zip(discrete, steps, strict=True)
+        )
+        why = (
+            "their values lie on a regular grid and repeat"
+            if isinstance(self.discrete_features, str)
+            else "as discrete_features says"
+        )
+        return (
+            f"skflow: {len(discrete)} of {len(self.discrete_features_)} columns treated as "
+            f"discrete ({why}): {listed}. They are dequantised over their grid cells; "
+            "score_samples stays a density in the units of X (the cell's probability divided "
+            "by its width) and sample returns values on the grid. Pass "
+            "discrete_features=False to treat every column as continuous."
+        )
 
     def _check_enough_rows(
         self, n_train: int, val_idx, n_latent: int, n_zero_weight: int = 0
@@ -532,10 +563,11 @@ class BaseFlowEstimator(BaseEstimator):
     def _log_density(self, X: np.ndarray, context: np.ndarray | None = None) -> np.ndarray:
         """``log p(x)`` (given ``context``) of validated rows, in the units of X.
 
-        With discrete columns it is the log-probability of each row's cell in those columns
-        (times the density of the continuous ones): the mean of the flow's density over
-        ``CELL_POINTS`` fixed points spread through the cell (a scrambled Sobol set), times
-        the cell's volume. The density at the cell's centre alone overstated peaked cells:
+        With discrete columns it is the probability of each row's cell in those columns
+        divided by the cell's volume (times the density of the continuous ones), so every
+        column is scored as a density in the units of X: the mean of the flow's density over
+        ``CELL_POINTS`` fixed points spread through the cell (a scrambled Sobol set). The
+        density at the cell's centre alone overstated peaked cells:
         on two binary flags the four cells' probabilities summed to 1.20, and the test
         log-likelihood beat the true distribution's by 0.18 nats.
         """
@@ -586,6 +618,33 @@ class BaseFlowEstimator(BaseEstimator):
             )
         return X
 
+    def _draw_rows(
+        self,
+        n_rows: int,
+        random_state,
+        temperature: float = 1.0,
+        context: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """``n_rows`` rows drawn from the model (given ``context``), in the units of X.
+
+        The latent draws are made and mapped back ``SAMPLE_BLOCK_ROWS`` at a time into the
+        output, so memory is the output plus one block whatever ``n_rows`` is; the blocks are
+        fixed in size, so the rows a seed gives do not depend on the memory settings.
+        """
+        n_latent = int(np.sum(self.preprocessor_.keep_))
+        out = output_array(n_rows, n_latent)
+        seed = int(check_random_state(random_state).randint(_SEED_MAX))
+        generator = torch.Generator().manual_seed(seed)
+        for start in range(0, n_rows, SAMPLE_BLOCK_ROWS):
+            stop = min(start + SAMPLE_BLOCK_ROWS, n_rows)
+            latent = torch.randn(stop - start, n_latent, generator=generator, dtype=torch.float64)
+            out[start:stop] = self._from_latent(
+                (latent * temperature).numpy(),
+                None if context is None else context[start:stop],
+                temperature=temperature,
+            )
+        return out
+
     def _sample_latent(self, n_samples: int, random_state, temperature: float = 1.0) -> np.ndarray:
         seed = int(check_random_state(random_state).randint(_SEED_MAX))
         generator = torch.Generator().manual_seed(seed)
@@ -602,6 +661,79 @@ class BaseFlowEstimator(BaseEstimator):
             # A model trained on a GPU must load and score on a CPU-only machine.
             state["flow_"] = cpu_copy(state["flow_"])
         return state
+
+
+# Rows drawn per block by ``sample``: 65,536 rows of 64 features are 32 MiB of float64.
+SAMPLE_BLOCK_ROWS = 2**16
+
+
+def check_output_fits(n_rows: int, n_columns: int) -> None:
+    """Refuse, naming its size, a float64 (n_rows, n_columns) result larger than the machine.
+
+    ``sample(10**12)`` was a raw allocation error from deep inside torch; this says so before
+    anything is done.
+    """
+    needed = float(n_rows) * n_columns * 8
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): numpy will say
+        return
+    if needed > physical:
+        raise ValueError(
+            f"the {n_rows:,} requested rows of {n_columns} float64 columns need "
+            f"{needed / 2**30:,.1f} GiB, more than this machine's {physical / 2**30:,.1f} GiB "
+            "of memory; draw fewer rows per call (calls with different random_state values "
+            "give independent rows)"
+        )
+
+
+def output_array(n_rows: int, n_columns: int) -> np.ndarray:
+    """An empty float64 (n_rows, n_columns) array, or a ValueError naming its size."""
+    check_output_fits(n_rows, n_columns)
+    try:
+        return np.empty((n_rows, n_columns))
+    except MemoryError as error:
+        raise ValueError(
+            f"the {n_rows:,} requested rows of {n_columns} float64 columns cannot be "
+            "allocated; draw fewer rows per call"
+        ) from error
+
+
+# Integers up to 2**53 are exact in float64; beyond, neighbouring integers share a float.
+_FLOAT64_EXACT_INTEGERS = 2**53
+
+
+def _check_integers_fit_float64(X) -> None:
+    """Refuse integer columns whose distinct values float64 would merge.
+
+    The flow computes in floating point, so every column is cast to float64; integers beyond
+    2**53 (identifiers, nanosecond timestamps) lose their last digits, and distinct values
+    would silently become equal (a column of them then looked constant).
+    """
+    if hasattr(X, "dtypes") and hasattr(X, "columns"):
+        columns = [(name, X[name].to_numpy()) for name in X.columns]
+    elif isinstance(X, np.ndarray) and X.ndim == 2:
+        columns = list(enumerate(X.T))
+    else:
+        return
+    merged = []
+    for name, column in columns:
+        if getattr(column, "dtype", None) is None or column.dtype.kind not in "iu":
+            continue
+        if column.size == 0 or int(np.max(np.abs(column.astype(np.float64)))) <= (
+            _FLOAT64_EXACT_INTEGERS
+        ):
+            continue
+        n_exact, n_float = len(np.unique(column)), len(np.unique(column.astype(np.float64)))
+        if n_float < n_exact:
+            merged.append(f"{name!r} ({n_exact} distinct integers, {n_float} in float64)")
+    if merged:
+        raise ValueError(
+            "X has integer column(s) with values beyond 2**53 that float64 cannot represent "
+            f"exactly, so distinct values would become equal: {', '.join(merged)}. skflow "
+            "models columns as floating-point numbers; drop identifier-like columns, or "
+            "subtract an offset (e.g. the column's minimum) first."
+        )
 
 
 def _non_numeric_columns(X) -> list:

@@ -7,6 +7,7 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils._param_validation import validate_params
 from sklearn.utils.validation import check_is_fitted
 
+from ._atomic import atomic_fit
 from ._base import TEMPERATURE_CONSTRAINT, BaseFlowEstimator
 from ._constraints import Count
 from ._docstrings import fill_flow_docs
@@ -32,9 +33,11 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
 
     Discrete columns (binary flags, counts, values recorded on a grid) are dequantised: a value
     stands for the grid cell above it, training sees it moved uniformly within that cell, and
-    scoring reports the probability of the cell, so repeated values cannot collect the
-    unbounded density spikes a continuous model would put on them. For such columns
-    ``score_samples`` is a log-probability, for continuous ones a log-density.
+    scoring integrates the density over the cell, so repeated values cannot collect the
+    unbounded density spikes a continuous model would put on them. ``score_samples`` stays a
+    log-density in the units of X for every column: a discrete column contributes its cell's
+    probability divided by the cell's width. ``discrete_features_`` says which columns were
+    taken as discrete.
 
     Parameters
     ----------
@@ -111,6 +114,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         self.verbose = verbose
         self.warm_start = warm_start
 
+    @atomic_fit
     def fit(self, X, y=None, sample_weight=None):
         """Fit the flow to ``X`` by maximum likelihood.
 
@@ -262,8 +266,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         ((5, 2), True)
         """
         check_is_fitted(self, "flow_")
-        Z = self._sample_latent(n_samples, random_state, temperature)
-        return self._from_latent(Z, temperature=temperature)
+        return self._draw_rows(n_samples, random_state, temperature)
 
     def transform(self, X) -> np.ndarray:
         """Map rows to the latent space, where the model's density is a standard normal.

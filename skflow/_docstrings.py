@@ -77,7 +77,10 @@ FLOW_PARAMETERS = """\
         most half as many distinct values as rows); True / False: all / none; or a boolean
         mask or column indices. A discrete column's cell width is the smallest gap between
         its distinct training values; ``sample`` and ``inverse_transform`` return values on
-        that grid.
+        that grid. Either way ``score_samples`` is a log-density in the units of X: for a
+        discrete column, the log of its cell's probability divided by the cell's width, so
+        scores are comparable across settings and with other density estimators. The
+        columns chosen are in ``discrete_features_`` (printed at fit with ``verbose=1``).
     device : {"auto", "cpu", "cuda", "cuda:N"} or torch.device, default="auto"
         Where to train: "auto" uses a GPU when CUDA is available, otherwise the CPU.
     compile : bool, default=False
@@ -123,6 +126,11 @@ FLOW_ATTRIBUTES = """\
         cell width), their grid origin, and the per-feature mean and scale. Its
         ``log_jacobian_`` is added to every log-density so that densities are in the units
         of X.
+    discrete_features_ : ndarray of bool, shape (n_features_in_,)
+        The columns treated as discrete (dequantised over their grid cells; their step is in
+        ``preprocessor_.step_``). With ``discrete_features="auto"`` these are the columns
+        whose values lie on a regular grid and repeat; ``verbose=1`` prints them at fit.
+        Scores stay densities in the units of X for every column.
     device_ : torch.device
         The device the flow was trained on.
     n_iter_ : int

@@ -12,6 +12,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
+from ._atomic import atomic_fit
 from ._base import _SEED_MAX, BaseFlowEstimator
 from ._docstrings import fill_flow_docs
 
@@ -159,6 +160,7 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
         self.verbose = verbose
         self.warm_start = warm_start
 
+    @atomic_fit
     def fit(self, X, y=None, sample_weight=None):
         """Fit the flow to ``X`` and set the outlier threshold ``offset_``.
 

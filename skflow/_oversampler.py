@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.base import OneToOneFeatureMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from ._atomic import atomic_fit
 from ._base import (
     DEFAULT_LATENT_NOISE,
     LATENT_NOISE_CONSTRAINTS,
@@ -21,6 +22,7 @@ from ._resampling import (
     _generation_seed,
     _oversampling_targets,
     _resampling_labels,
+    check_restorable_columns,
 )
 from ._sampler import FlowSampler, _check_generation
 
@@ -180,6 +182,7 @@ random_state, verbose, warm_start
     def _sampler_params(self) -> dict:
         return {name: getattr(self, name) for name in FlowSampler._get_param_names()}
 
+    @atomic_fit
     def fit(self, X, y):
         """Fit the class-conditional flow and work out how many rows each class will get.
 
@@ -267,6 +270,7 @@ random_state, verbose, warm_start
         >>> X_res.shape, np.bincount(y_res).tolist()
         ((300, 2), [150, 150])
         """
+        check_restorable_columns(X)
         self.fit(X, y)
         seed = _generation_seed(self.random_state)
         return self.sampler_._resample(

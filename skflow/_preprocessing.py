@@ -6,9 +6,10 @@ the units of the user's X.
 Discrete columns (binary flags, counts, ratings, values recorded on a grid) are dequantised:
 a value ``x`` on a grid of step ``h`` stands for the cell ``[x, x + h)``, training sees
 ``x + h * u`` with fresh ``u ~ U(0, 1)`` every epoch, and scoring averages the learned density
-over fixed points of the cell (:func:`cell_offsets`) and multiplies it by ``h``. So a discrete
-column contributes the log-probability of its value, a continuous one its log-density, and no
-column can collect the unbounded density spikes a continuous model puts on repeated values.
+over fixed points of the cell (:func:`cell_offsets`). So a discrete column contributes the
+probability of its value's cell divided by ``h`` (the density of the dequantised variable, in
+the units of X like a continuous column's), and no column can collect the unbounded density
+spikes a continuous model puts on repeated values.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import functools
 from numbers import Integral
 
 import numpy as np
+import scipy.linalg
 from scipy.stats import qmc
 
 # A column whose spread is below this fraction of its magnitude is numerically constant.
@@ -150,6 +152,52 @@ def column_moments(
     return unit, mean, variance
 
 
+# Rows used to look for exact affine dependences between continuous columns: an exact relation
+# holds on every subset, so a sample finds it and keeps the check cheap on large data.
+_DEPENDENCE_ROWS = 10_000
+# A standardised column whose residual after regression on the others is below this fraction
+# of its spread is an affine function of them: float32, which the flow runs in, cannot tell
+# the data from a lower-dimensional set.
+_DEPENDENCE_TOL = 1e-6
+
+
+def _affinely_dependent_columns(X: np.ndarray, candidates: np.ndarray) -> list[list[int]]:
+    """Groups of candidate columns (indices into X) in which the last is an affine function of
+    the others; an empty list when there are none.
+
+    Columns are taken in order, each regressed on the independent ones before it through an
+    incremental Cholesky factor of their correlation matrix, so ``d`` columns cost one
+    ``d x d`` Gram matrix and ``d`` triangular solves. With no more rows than columns every
+    set of rows is dependent; that is the row-count check's to report, not this one's.
+    """
+    columns = np.flatnonzero(candidates)
+    rows = X[:_DEPENDENCE_ROWS, columns]
+    if len(columns) < 2 or rows.shape[0] <= len(columns) + 1:
+        return []
+    unit, mean, var = column_moments([rows[:, j] for j in range(len(columns))])
+    standard = (rows / unit - mean) / np.sqrt(var)
+    gram = standard.T @ standard / len(standard)
+    kept: list[int] = []
+    factor = np.zeros((0, 0))
+    groups = []
+    for j in range(len(columns)):
+        cross = gram[kept, j]
+        solved = scipy.linalg.solve_triangular(factor, cross, lower=True) if kept else cross
+        residual_var = gram[j, j] - solved @ solved
+        if residual_var < _DEPENDENCE_TOL**2:
+            coef = scipy.linalg.solve_triangular(factor.T, solved, lower=False)
+            involved = [int(columns[k]) for k, c in zip(kept, coef, strict=True) if abs(c) > 1e-3]
+            groups.append([*involved, int(columns[j])])
+            continue
+        grown = np.zeros((len(kept) + 1, len(kept) + 1))
+        grown[:-1, :-1] = factor
+        grown[-1, :-1] = solved
+        grown[-1, -1] = np.sqrt(residual_var)
+        factor = grown
+        kept.append(j)
+    return groups
+
+
 # Points per row at which the density is averaged over the row's discrete cells (a power of
 # two, so that the Sobol set is balanced in every column).
 CELL_POINTS = 32
@@ -187,8 +235,9 @@ class Preprocessor:
     mean_, scale_ : ndarray of shape (n_kept,)
         Standardisation of the (dequantised) kept columns.
     log_jacobian_ : float
-        Added to the flow's log-density: ``-sum(log(scale_)) + sum(log(step_ > 0))``, which
-        puts continuous columns in the units of X and turns discrete ones into probabilities.
+        Added to the flow's log-density: ``-sum(log(scale_))``, which puts every column in the
+        units of X (for a discrete column, the probability of its cell divided by the cell's
+        width: the density of the dequantised variable).
     """
 
     def __init__(self, discrete_features="auto", constant_features: str = "error") -> None:
@@ -234,6 +283,20 @@ class Preprocessor:
                 "with sklearn.feature_selection.VarianceThreshold() in a Pipeline."
             )
         self.keep_ = ~constant
+        dependent = _affinely_dependent_columns(counted, self.keep_ & ~discrete)
+        if dependent:
+            if self.constant_features == "error":
+                raise ValueError(
+                    "X has continuous columns that are exact affine functions of each other: "
+                    + "; ".join(f"columns {group}" for group in dependent)
+                    + ". The data then lie on a lower-dimensional surface, where a density is "
+                    "not defined (it would be infinite on the surface and zero elsewhere). "
+                    "Drop the redundant copies before fitting, e.g. keep one column of each "
+                    "group."
+                )
+            # An outlier detector scores the rest; the later column of each group goes.
+            for group in dependent:
+                self.keep_[group[1:]] = False
         # Column by column, on views of X: a large X is never copied whole while fitting.
         columns = [X[:, j] for j in np.flatnonzero(self.keep_)]
         discrete = discrete[self.keep_]
@@ -252,10 +315,16 @@ class Preprocessor:
         step = self.step_ / unit
         self.mean_ = (raw_mean + step / 2) * unit
         self.scale_ = np.sqrt(var + step**2 / 12) * unit
-        self.log_jacobian_ = float(
-            -np.sum(np.log(self.scale_)) + np.sum(np.log(self.step_[self.step_ > 0]))
-        )
+        # The flow's density is that of the dequantised variable, so a discrete column
+        # contributes P(cell) / width: a density in the units of X like any other column.
+        self.log_jacobian_ = float(-np.sum(np.log(self.scale_)))
         return self
+
+    def discrete_columns(self) -> np.ndarray:
+        """Boolean mask over all columns of X: True where a column is treated as discrete."""
+        mask = np.zeros(len(self.keep_), dtype=bool)
+        mask[self.keep_] = self.step_ > 0
+        return mask
 
     @property
     def noise_width_(self) -> np.ndarray:

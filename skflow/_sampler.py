@@ -14,11 +14,13 @@ from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
+from ._atomic import atomic_fit
 from ._base import (
     DEFAULT_LATENT_NOISE,
     LATENT_NOISE_CONSTRAINTS,
     TEMPERATURE_CONSTRAINT,
     BaseFlowEstimator,
+    check_output_fits,
 )
 from ._constraints import Count
 from ._docstrings import fill_flow_docs
@@ -28,6 +30,7 @@ from ._resampling import (
     _oversampling_targets,
     _resampled_output,
     _resampling_labels,
+    check_restorable_columns,
 )
 from ._targets import _as_target_array, _target_kind, check_conditions_not_in_X
 
@@ -190,6 +193,7 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         self.class_weight = class_weight
 
     # ------------------------------------------------------------------ fitting
+    @atomic_fit
     def fit(self, X, y=None, sample_weight=None):
         """Fit the conditional flow ``p(x | y)`` by maximum likelihood.
 
@@ -456,12 +460,12 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         [0, 1, 1]
         """
         check_is_fitted(self, "flow_")
+        # Refused before the targets, which would otherwise be allocated first.
+        check_output_fits(n_samples, self._n_features_out)
         rng = check_random_state(random_state)
         y_out, context = self._draw_targets(n_samples, y, rng)
         n_rows = n_samples if context is None else len(context)
-        Z = self._sample_latent(n_rows, rng, temperature)
-        X_new = self._from_latent(Z, context, temperature=temperature)
-        return X_new, y_out
+        return self._draw_rows(n_rows, rng, temperature, context), y_out
 
     def score_samples(self, X, y=None) -> np.ndarray:
         """Log-density of each row, ``log p(x | y)``, in nats, in the units of ``X``.
@@ -859,6 +863,7 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         ((300, 2), [150, 150])
         """
         _check_generation(latent_noise, temperature)
+        check_restorable_columns(X)
         X_in, y_in = X, y
         labels = _resampling_labels(y)
         # Decide the strategy before the (slow) fit, so a bad one fails at once.

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy import stats
+from sklearn.datasets import load_diabetes
+from sklearn.mixture import GaussianMixture
 
-from skflow import FlowDensity
+from skflow import FlowDensity, FlowOutlierDetector
 from skflow._preprocessing import Preprocessor, discrete_mask, grid_step
 
 from .conftest import TINY
@@ -82,8 +84,8 @@ def test_preprocessor_round_trip_and_log_jacobian():
     np.testing.assert_allclose(pre.step_, [0.5, 0.0])
     # Grid values come back exactly; the continuous column to float precision.
     np.testing.assert_allclose(pre.inverse_transform(pre.transform(X)), X, atol=1e-12)
-    expected = -np.sum(np.log(pre.scale_)) + np.log(0.5)
-    assert pre.log_jacobian_ == pytest.approx(expected)
+    # Standardisation only: a discrete column is scored as a density too (P(cell) / step).
+    assert pre.log_jacobian_ == pytest.approx(-np.sum(np.log(pre.scale_)))
     # The dequantised variable's variance includes the uniform noise's step**2 / 12.
     assert pre.scale_[0] ** 2 == pytest.approx(np.var(X[:, 0]) + 0.25 / 12)
 
@@ -164,3 +166,68 @@ def test_mixed_binary_and_continuous_likelihood():
     true = np.where(X_test[:, 0] == 1, np.log(0.3), np.log(0.7)) + stats.norm.logpdf(X_test[:, 1])
     assert est.score(X_test) == pytest.approx(true.mean(), abs=0.1)
     assert set(np.unique(est.sample(300, random_state=0)[:, 0])) <= {0.0, 1.0}
+
+
+def test_scores_are_densities_whether_or_not_columns_are_discrete():
+    """load_diabetes: "auto" takes 7 of its 10 standardised columns as discrete. Scores must
+    stay log-densities in the units of X, within a few nats of the all-continuous fit's (when
+    discrete columns were scored as probabilities they were 41 nats lower)."""
+    X = load_diabetes().data
+    params = dict(n_transforms=2, hidden_layer_sizes=(16,), max_iter=20, random_state=0)
+    auto = FlowDensity(**params).fit(X)
+    continuous = FlowDensity(discrete_features=False, **params).fit(X)
+    assert auto.discrete_features_.sum() >= 5 and not continuous.discrete_features_.any()
+    assert auto.score(X) == pytest.approx(continuous.score(X), abs=5.0)
+    gmm = GaussianMixture(1, random_state=0).fit(X)
+    assert auto.score(X) == pytest.approx(gmm.score(X), abs=15.0)
+
+
+def test_a_discrete_column_scores_its_cell_probability_per_unit_of_x():
+    """Step 0.5: exp(score) is P(cell) / 0.5, so 0.5 * exp(score) sums to 1 over the grid."""
+    rng = np.random.default_rng(0)
+    X = 0.5 * rng.poisson(3.0, size=(1500, 1)).astype(float)
+    est = FlowDensity(n_transforms=2, hidden_layer_sizes=(16,), max_iter=25, random_state=0)
+    est.fit(X)
+    assert est.preprocessor_.step_.tolist() == [0.5]
+    grid = 0.5 * np.arange(-30, 60, dtype=float)[:, None]
+    assert (0.5 * np.exp(est.score_samples(grid))).sum() == pytest.approx(1.0, abs=0.02)
+
+
+@pytest.mark.parametrize(
+    ("make", "group"),
+    [
+        (lambda b: np.column_stack([b[:, 0], b[:, 0], b[:, 2]]), "[0, 1]"),
+        (lambda b: np.column_stack([b[:, 0], b[:, 0] + 0.01, b[:, 2]]), "[0, 1]"),
+        (lambda b: np.column_stack([b[:, 0], b[:, 1], 2 * b[:, 0] - 3 * b[:, 1] + 5]), "[0, 1, 2]"),
+    ],
+)
+def test_affinely_dependent_columns_are_refused_by_name(make, group):
+    """A copy of a column (or an affine combination of others) puts the data on a surface:
+    the 'density' was +12.98 per row for [b0, b0, b2], -4.8e10 with the copy moved by 0.01."""
+    X = make(np.random.default_rng(0).normal(size=(300, 3)))
+    with pytest.raises(ValueError, match=rf"exact affine functions .* columns \{group}"):
+        FlowDensity(**TINY).fit(X)
+
+
+def test_outlier_detector_leaves_out_a_dependent_column():
+    b = np.random.default_rng(0).normal(size=(300, 3))
+    X = np.column_stack([b[:, 0], b[:, 0] * 2 + 1, b[:, 2]])
+    det = FlowOutlierDetector(random_state=0, **TINY).fit(X)
+    assert det.preprocessor_.keep_.tolist() == [True, False, True]
+    reference = FlowOutlierDetector(random_state=0, **TINY).fit(X[:, [0, 2]])
+    np.testing.assert_allclose(det.score_samples(X), reference.score_samples(X[:, [0, 2]]))
+
+
+def test_discrete_copies_are_not_dependences():
+    """Two equal flags are dequantised independently: a fine joint distribution."""
+    rng = np.random.default_rng(0)
+    flag = rng.integers(0, 2, 400).astype(float)
+    X = np.column_stack([flag, flag, rng.normal(size=400)])
+    est = FlowDensity(**TINY, random_state=0).fit(X)
+    assert est.discrete_features_.tolist() == [True, True, False]
+
+
+def test_integers_float64_cannot_hold_are_named_not_called_constant():
+    X = np.column_stack([2**62 + np.arange(50, dtype=np.int64), np.arange(50, dtype=np.int64)])
+    with pytest.raises(ValueError, match=r"beyond 2\*\*53 .* 0 \(50 distinct integers, 1 in"):
+        FlowDensity(**TINY).fit(X)
