@@ -130,3 +130,31 @@ def test_read_only_inputs_are_scored_without_warnings(blobs_2d, tiny_params):
     frozen = blobs_2d.copy()
     frozen.flags.writeable = False
     np.testing.assert_array_equal(est.score_samples(frozen), expected)
+
+
+def test_mixing_matrices_are_built_once_per_call_not_once_per_chunk(monkeypatch):
+    """Wide binary data: every row is scored at 32 cell points, so a chunk holds few rows. The
+    LU layers' d x d matrices must be built once per weight state, not for every chunk (at
+    1,555 columns that made scoring take about 2 s per row)."""
+    from skflow.flows.transforms import LULinear
+
+    rng = np.random.default_rng(0)
+    X = (rng.random((400, 40)) < 0.3).astype(float)
+    est = FlowDensity(n_transforms=2, hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X)
+    n_lu = sum(isinstance(m, LULinear) for m in est.flow_.modules())
+    built = []
+    real = LULinear._weight
+    monkeypatch.setattr(LULinear, "_weight", lambda self: built.append(1) or real(self))
+    with sklearn.config_context(working_memory=1):  # many small chunks
+        first = est.score_samples(X[:200])
+        again = est.score_samples(X[:200])
+    assert len(built) <= n_lu  # cached from the fit's last validation pass, or built once
+    np.testing.assert_array_equal(first, again)
+    # A changed weight is seen at once (the cache is keyed on the tensors' versions), and only
+    # the changed layer's matrix is built again.
+    before = len(built)
+    with torch.no_grad():
+        next(m for m in est.flow_.modules() if isinstance(m, LULinear)).log_diag.add_(0.1)
+    with sklearn.config_context(working_memory=1):
+        assert not np.array_equal(est.score_samples(X[:200]), first)
+    assert len(built) == before + 1
