@@ -19,6 +19,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from ._chunking import MAX_CHUNK_ROWS, chunk_rows
 from ._constraints import Count
 from ._device import cpu_copy, is_on, resolve_device, usable_device
+from ._persistence import plain_state, restored_state
 from ._preprocessing import Preprocessor, cell_offsets
 from ._splitting import copy_groups, train_validation_split
 from ._threads import torch_threads
@@ -654,13 +655,13 @@ class BaseFlowEstimator(BaseEstimator):
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self):
-        # A copy: on Python >= 3.11 the inherited __getstate__ hands back the live __dict__,
-        # and replacing flow_ in it would move the fitted model itself off its GPU.
-        state = dict(super().__getstate__())
-        if "flow_" in state:
-            # A model trained on a GPU must load and score on a CPU-only machine.
-            state["flow_"] = cpu_copy(state["flow_"])
-        return state
+        # No torch object in the state (see ``_persistence``): skops can save it, and a model
+        # trained on a GPU loads and scores on a CPU-only machine. A copy: on Python >= 3.11
+        # the inherited __getstate__ hands back the live __dict__.
+        return plain_state(super().__getstate__())
+
+    def __setstate__(self, state):
+        super().__setstate__(restored_state(state))
 
 
 # Rows drawn per block by ``sample``: 65,536 rows of 64 features are 32 MiB of float64.

@@ -1,7 +1,7 @@
 """Pure-PyTorch normalizing flows (no scikit-learn import): usable on their own."""
 
 from .dropout import BitDropout
-from .flow import COUPLINGS, MIXINGS, Flow, build_flow
+from .flow import COUPLINGS, MIXINGS, Flow, build_flow, flow_from_arrays, flow_to_arrays
 from .nets import Conditioner
 from .splines import (
     affine_rational_quadratic_spline,
@@ -37,6 +37,8 @@ __all__ = [
     "SplineMap",
     "affine_rational_quadratic_spline",
     "build_flow",
+    "flow_from_arrays",
+    "flow_to_arrays",
     "rational_quadratic_spline",
     "rational_quadratic_spline_params_first",
 ]

@@ -181,6 +181,21 @@ def build_flow(
     -------
     Flow
     """
+    spec = {
+        "features": int(features),
+        "coupling": coupling,
+        "n_transforms": int(n_transforms),
+        "hidden_layer_sizes": [int(size) for size in hidden_layer_sizes],
+        "n_bins": int(n_bins),
+        "tail_bound": float(tail_bound),
+        "mixing": mixing,
+        "actnorm": bool(actnorm),
+        "context_features": int(context_features),
+        "scale_limit": float(scale_limit),
+        "tail_transform": bool(tail_transform),
+        "dropout": float(dropout),
+        "input_dropout": float(input_dropout),
+    }
     if coupling not in COUPLINGS:
         raise ValueError(f"coupling must be one of {COUPLINGS}, got {coupling!r}")
     if mixing not in MIXINGS:
@@ -220,4 +235,34 @@ def build_flow(
         )
     if actnorm:
         layers.append(ActNorm(features))
-    return Flow(layers, features)
+    flow = Flow(layers, features)
+    # Plain Python values: with the weights, all that is needed to rebuild the flow
+    # (``flow_to_arrays``), so a fitted model can be saved without pickled torch objects.
+    flow.build_spec = spec
+    return flow
+
+
+def flow_to_arrays(flow: Flow) -> dict | None:
+    """The flow as plain data: its ``build_flow`` arguments and its weights as numpy arrays.
+
+    Returns None for a flow not made by :func:`build_flow` (it has no recipe to rebuild from).
+    :func:`flow_from_arrays` gives back an equal flow, in evaluation mode, on the CPU.
+    """
+    spec = getattr(flow, "build_spec", None)
+    if spec is None:
+        return None
+    weights = {
+        name: tensor.detach().to("cpu", copy=True).numpy()
+        for name, tensor in flow.state_dict().items()
+    }
+    return {"build_spec": dict(spec), "weights": weights}
+
+
+def flow_from_arrays(data: dict) -> Flow:
+    """Rebuild a flow saved by :func:`flow_to_arrays`."""
+    # Building draws initial weights (then overwritten) from torch's global generator; a fork
+    # leaves the caller's random streams as they were.
+    with torch.random.fork_rng(devices=[]):
+        flow = build_flow(**data["build_spec"], generator=torch.Generator().manual_seed(0))
+    flow.load_state_dict({name: torch.from_numpy(value) for name, value in data["weights"].items()})
+    return flow.eval()
