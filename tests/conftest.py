@@ -33,3 +33,16 @@ def _single_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n_threads)
+
+
+def pytest_report_header(config) -> str:
+    """The versions under test, at the top of every run (CI runs the newest and the oldest)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for name in ("torch", "numpy", "scipy", "scikit-learn", "pandas", "numba", "imbalanced-learn"):
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            found.append(f"{name} (not installed)")
+    return "skflow under " + ", ".join(found)

@@ -547,14 +547,23 @@ def _inverse_blocks(z, params, n_bins, geometry, out, logdet):
             logdet_block[b] = -logs[b]
 
 
+_PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
+
+
 def applicable(*tensors: torch.Tensor) -> bool:
     """Whether the kernels can run on these tensors: CPU float32/float64 tensors of one dtype,
-    outside ``torch.compile``'s tracing (which needs tensor code it can see through)."""
+    outside ``torch.compile``'s tracing (which needs tensor code it can see through).
+
+    The kernels read the tensors' memory through NumPy, which tensor subclasses do not have:
+    torch.compile's fake tensors among them, which older torch (2.2) passes through an
+    autograd.Function while ``is_compiling()`` is False.
+    """
     first = tensors[0]
     return (
         ENABLED
         and first.dtype in (torch.float32, torch.float64)
         and all(t.device.type == "cpu" and t.dtype == first.dtype for t in tensors)
+        and all(type(t) in _PLAIN_TENSOR_TYPES for t in tensors)
         and not is_compiling()
         and _load()
     )
