@@ -190,9 +190,10 @@ class BaseFlowEstimator(BaseEstimator):
             # one datetime columns give, is a TypeError); none of them names the column.
             casting = ("could not convert", "argument must be", "Cannot cast", "DType")
             if isinstance(error, TypeError):
-                # Only numpy's DTypePromotionError: other TypeErrors (a dict in an object
-                # array) stay TypeErrors, as scikit-learn's estimator checks expect.
-                casting = ("DTypePromotionError",)
+                # Only numpy's failed promotions (a DTypePromotionError; before numpy 1.25 a
+                # plain TypeError saying so): other TypeErrors (a dict in an object array)
+                # stay TypeErrors, as scikit-learn's estimator checks expect.
+                casting = ("DTypePromotionError", "could not be promoted")
             if not any(phrase in f"{type(error).__name__}: {error}" for phrase in casting):
                 raise
             columns = _non_numeric_columns(X)
@@ -548,7 +549,7 @@ class BaseFlowEstimator(BaseEstimator):
                         flow64 = copy.deepcopy(cpu_copy(flow)).double()
                     out[bad] = _beyond_float64(
                         method,
-                        rows[bad],
+                        rows[bad] if ctx is None else np.hstack([rows[bad], ctx[bad]]),
                         _call(
                             flow64,
                             method,
@@ -607,6 +608,14 @@ class BaseFlowEstimator(BaseEstimator):
         overflowed = ~np.isfinite(X).all(axis=1)
         if np.any(overflowed):
             reach = float(np.abs(Z[overflowed]).max())
+            far = 0.0 if context is None else float(np.abs(context[overflowed]).max())
+            if far > _CONDITION_REACH:
+                raise ValueError(
+                    f"{int(overflowed.sum())} of {len(X)} rows overflow float64 when mapped "
+                    f"back to data space: their conditions lie up to {far:.3g} standard "
+                    "deviations from those seen in fit, beyond what the flow can extrapolate "
+                    "to; pass conditions nearer the range of y the model was fitted on"
+                )
             if temperature is None:
                 cause = f"latent points as far out as |z| = {reach:.3g}"
                 remedy = "pass latent points nearer the origin"
@@ -663,6 +672,10 @@ class BaseFlowEstimator(BaseEstimator):
     def __setstate__(self, state):
         super().__setstate__(restored_state(state))
 
+
+# Encoded conditions further than this many standard deviations from those seen in fit are
+# named as the cause when rows cannot be mapped back (rather than the latent points).
+_CONDITION_REACH = 100.0
 
 # Rows drawn per block by ``sample``: 65,536 rows of 64 features are 32 MiB of float64.
 SAMPLE_BLOCK_ROWS = 2**16
@@ -761,8 +774,10 @@ _FINITE_REACH = 1e6
 def _beyond_float64(method: str, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Settle the rows whose float64 result is still not finite (``out`` is changed in place).
 
+    ``rows`` are the flow's inputs, standardised, with their (encoded) conditions beside them.
     Only rows absurdly far out get there (|x| of about 1e154 standard deviations or more,
-    e.g. a fill value of 1e300): their log-density lies below -1.8e308, the most negative
+    e.g. a fill value of 1e300, or a condition as far from those seen in fit): their
+    log-density lies below -1.8e308, the most negative
     float64, so it is returned as ``-inf`` (never NaN, which ``inf - inf`` in the flow would
     otherwise give), and an outlier detector then calls them outliers. Their latent points
     cannot be represented at all, so ``transform`` refuses them; ``inverse`` results are left

@@ -200,6 +200,7 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
         if sample_weight is not None:
             # Checked against all of X before any subsampling picks rows out of it.
             sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
+        all_weights = sample_weight
         rows = self._training_rows(X.shape[0])
         if rows is not None:
             X_fit = X[rows]
@@ -210,7 +211,9 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
         if self.contamination == "auto":
             self.offset_ = self._model_density_quantile(AUTO_TAIL_MASS)
         else:
-            self.offset_ = float(np.percentile(self._log_density(X), 100 * self.contamination))
+            self.offset_ = _contamination_level(
+                self._log_density(X), all_weights, self.contamination
+            )
         return self
 
     def _training_rows(self, n_rows: int) -> np.ndarray | None:
@@ -308,7 +311,9 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
         >>> (decision > 0).tolist()
         [True, False]
         """
-        return self.score_samples(X) - self.offset_
+        scores = self.score_samples(X)
+        # A row below float64's range (-inf) is an outlier whatever the threshold: never NaN.
+        return np.where(np.isneginf(scores), -np.inf, scores - self.offset_)
 
     def predict(self, X) -> np.ndarray:
         """Label each row as inlier (+1) or outlier (-1).
@@ -339,3 +344,25 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
         [1, -1]
         """
         return np.where(self.decision_function(X) < 0, -1, 1)
+
+
+def _contamination_level(scores: np.ndarray, weights: np.ndarray | None, fraction: float) -> float:
+    """The score below which ``fraction`` of the training rows lie, counting rows by weight.
+
+    Rows of zero weight were left out of the fit and do not count here either (far-out fill
+    values among them put the level at -inf, and then nothing was ever flagged). If more than
+    ``fraction`` of the rows score -inf, the level is the lowest finite score: those rows are
+    all outliers, and a threshold of -inf would flag none of them.
+    """
+    if weights is None:
+        level = float(np.percentile(scores, 100 * fraction))
+    else:
+        counted = weights > 0
+        order = np.argsort(scores[counted], kind="stable")
+        ranked, cumulative = scores[counted][order], np.cumsum(weights[counted][order])
+        index = np.searchsorted(cumulative, fraction * cumulative[-1], side="left")
+        level = float(ranked[min(index, len(ranked) - 1)])
+    if not np.isfinite(level):
+        finite = scores[np.isfinite(scores)]
+        level = float(finite.min()) if finite.size else 0.0
+    return level

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from numbers import Real
 from typing import ClassVar
 
@@ -222,7 +223,9 @@ random_state, verbose, warm_start
         if len(labels) != n_rows:
             raise ValueError(f"y has {len(labels)} entries but X has {n_rows} rows")
         if self.warm_start and hasattr(self, "sampler_"):
-            sampler = self.sampler_.set_params(**self._sampler_params())
+            # A shallow copy: a refused or interrupted fit leaves the fitted sampler's
+            # parameters as they were (its fitted objects are not changed in place).
+            sampler = copy.copy(self.sampler_).set_params(**self._sampler_params())
         else:
             sampler = FlowSampler(**self._sampler_params())
         classes, counts = np.unique(labels, return_counts=True)
@@ -248,7 +251,9 @@ random_state, verbose, warm_start
         Returns
         -------
         X_resampled : array-like of shape (n_samples_new, n_features)
-            Same container and float dtype as X (lists and DataFrames are kept).
+            Same container and dtype as X (lists and DataFrames are kept; integer, boolean
+            and categorical columns get generated values rounded into the column's range or
+            its categories; other non-float arrays come back as float64).
         y_resampled : array-like of shape (n_samples_new,)
             Same container and dtype as y.
 

@@ -21,6 +21,8 @@ import numpy as np
 import scipy.linalg
 from scipy.stats import qmc
 
+from ._warnings import warn_at_caller
+
 # A column whose spread is below this fraction of its magnitude is numerically constant.
 _RELATIVE_CONSTANT_TOL = 1e-12
 # "auto" calls a column discrete only if its values repeat: at most this fraction of the rows
@@ -52,6 +54,17 @@ def _grid_step_of(values: np.ndarray) -> float | None:
     """
     if len(values) < 2:
         return None
+    # In the column's power-of-two unit, exactly as column_moments does, so that a span like
+    # 1e308 - (-1e308) cannot overflow; dividing by a power of two changes no digit.
+    unit = float(power_of_two_unit(np.array(max(abs(values[0]), abs(values[-1])))))
+    step = _unit_grid_step(values / unit)
+    if step is None or not np.isfinite(step * unit):  # a cell wider than float64 reaches
+        return None
+    return step * unit
+
+
+def _unit_grid_step(values: np.ndarray) -> float | None:
+    """:func:`_grid_step_of` for sorted distinct values of magnitude at most 1."""
     span = float(values[-1] - values[0])
     # One gap between rounded values is uncertain by the rounding; the whole range, divided
     # by the number of steps it spans, pins the step down far better.
@@ -122,12 +135,22 @@ def discrete_mask(X: np.ndarray, discrete_features) -> np.ndarray:
     return mask
 
 
+def power_of_two_unit(magnitude: np.ndarray) -> np.ndarray:
+    """The power of two at or just below each magnitude (1 for 0).
+
+    Values divided by it lie within [-2, 2]: their squares cannot overflow, and the division
+    is exact. (The power just above overflows for magnitudes beyond 2**1023, about 9e307.)
+    """
+    unit = np.ldexp(0.5, np.frexp(magnitude)[1])
+    return np.where(magnitude == 0, 1.0, unit)
+
+
 def column_moments(
     columns: list[np.ndarray], weights: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Weighted mean and variance of each column, safe from over- and underflow.
 
-    Each column is first divided by the power of two nearest its largest magnitude, so that
+    Each column is first divided by the power of two just below its largest magnitude, so that
     squares neither overflow (values of 1e160) nor underflow (1e-200); a power of two divides
     exactly, so on ordinary data the moments are the same to the last bit.
 
@@ -137,9 +160,7 @@ def column_moments(
         The powers of two, and the moments in those units: the column's mean is
         ``mean * unit`` and its variance ``variance * unit**2``.
     """
-    magnitude = np.array([np.max(np.abs(col)) for col in columns])
-    unit = np.ldexp(1.0, np.frexp(magnitude)[1])
-    unit[magnitude == 0] = 1.0
+    unit = power_of_two_unit(np.array([np.max(np.abs(col)) for col in columns]))
     mean = np.array(
         [np.average(col / u, weights=weights) for col, u in zip(columns, unit, strict=True)]
     )
@@ -268,7 +289,8 @@ class Preprocessor:
         magnitude = np.maximum(np.abs(high), np.abs(low))
         # Relative to the column's own magnitude, so that rescaling a column never changes
         # whether it counts as constant (only exact zeros are constant at magnitude 0).
-        constant = high - low <= _RELATIVE_CONSTANT_TOL * magnitude
+        with np.errstate(over="ignore"):  # a range wider than float64's (+-1e308) is inf
+            constant = high - low <= _RELATIVE_CONSTANT_TOL * magnitude
         if np.any(constant) and (self.constant_features == "error" or np.all(constant)):
             columns = np.flatnonzero(constant).tolist()
             among = (
@@ -294,9 +316,20 @@ class Preprocessor:
                     "Drop the redundant copies before fitting, e.g. keep one column of each "
                     "group."
                 )
-            # An outlier detector scores the rest; the later column of each group goes.
+            # An outlier detector scores the rest; the last column of each group goes, and the
+            # user hears of it, since a row that breaks the relation then goes unnoticed.
             for group in dependent:
-                self.keep_[group[1:]] = False
+                self.keep_[group[-1]] = False
+            warn_at_caller(
+                "skflow: column(s) "
+                + ", ".join(
+                    f"{group[-1]} (an affine function of {group[:-1]})" for group in dependent
+                )
+                + " are left out of the model: on the training rows they are determined by "
+                "other columns, so they carry no density of their own. Scores do not look at "
+                "them; a row that breaks the relation is not flagged for it.",
+                UserWarning,
+            )
         # Column by column, on views of X: a large X is never copied whole while fitting.
         columns = [X[:, j] for j in np.flatnonzero(self.keep_)]
         discrete = discrete[self.keep_]

@@ -122,7 +122,13 @@ def _resampled_output(X_in, y_in, X_new: np.ndarray, labels: np.ndarray, classes
     """Original rows + generated rows, in the container types and dtypes of the input."""
     is_frame = hasattr(X_in, "iloc") and hasattr(X_in, "columns")
     X_arr = X_in.to_numpy() if is_frame else np.asarray(X_in)
-    dtype = X_arr.dtype if X_arr.dtype.kind == "f" else np.float64
+    if not is_frame and X_arr.dtype.kind in "biu" and len(X_arr):
+        # Integer or boolean arrays get integers back, within each column's range, as the
+        # columns of a DataFrame do (see _frame_like).
+        X_new = np.clip(np.round(X_new), X_arr.min(axis=0), X_arr.max(axis=0))
+        dtype = X_arr.dtype
+    else:
+        dtype = X_arr.dtype if X_arr.dtype.kind == "f" else np.float64
     X_res = np.concatenate([X_arr.astype(dtype, copy=False), X_new.astype(dtype)], axis=0)
 
     y_arr = y_in.to_numpy() if hasattr(y_in, "to_numpy") else np.asarray(y_in)

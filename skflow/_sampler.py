@@ -903,6 +903,10 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         for label in np.unique(labels):
             slots = np.flatnonzero(labels == label)
             anchors[slots] = rng.choice(np.flatnonzero(y == label), size=len(slots))
+        if noise == 0:
+            # Random oversampling, as documented: the real rows themselves, not their float32
+            # round trip through the flow (which is off by about 1e-7).
+            return X[anchors][:, self.preprocessor_.keep_]
         context = self._context_for(labels, len(labels))
         Z = self._to_latent(X[anchors], context)
         Z += self._sample_latent(len(labels), rng, noise)  # its scale argument is the noise

@@ -41,6 +41,13 @@ def _as_target_array(y, n_rows: int | None, name: str = "y") -> np.ndarray:
         )
     if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):
         raise ValueError(f"{name} contains infinite values")
+    if y.dtype == object:
+        is_text = np.array([isinstance(v, str | bytes) for v in y.ravel()])
+        if is_text.any() and not is_text.all():
+            raise ValueError(
+                f"{name} mixes string and non-string labels (e.g. {y.ravel()[is_text][0]!r} "
+                f"and {y.ravel()[~is_text][0]!r}); use one type for all labels"
+            )
     return y
 
 

@@ -8,6 +8,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skflow import FlowOutlierDetector
+from skflow._outlier import _contamination_level
 
 from .conftest import TINY
 from .test_estimator_checks import EXPECTED_FAILED_CHECKS
@@ -168,3 +169,31 @@ def test_max_samples_one_is_a_count_and_is_refused(gaussian_with_outliers):
     with pytest.raises(ValueError, match="max_samples"):
         FlowOutlierDetector(max_samples=1, **TINY).fit(X)
     assert FlowOutlierDetector(max_samples=1.0, **TINY).fit(X).max_samples_ == len(X)
+
+
+def test_zero_weight_rows_do_not_set_the_threshold():
+    """Rows of weight zero are left out of the fit, and out of contamination's quantile too:
+    fill values (1e300) among them once put offset_ at -inf, so nothing was ever flagged and
+    decision_function was NaN on them."""
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(size=(270, 2)), np.full((30, 2), 1e300)]
+    weight = np.r_[np.ones(270), np.zeros(30)]
+    det = FlowOutlierDetector(contamination=0.1, random_state=0, **TINY)
+    det.fit(X, sample_weight=weight)
+    assert np.isfinite(det.offset_)
+    flagged = det.predict(X[:270]) == -1
+    assert 0.05 < flagged.mean() < 0.15
+    decision = det.decision_function(X[270:])
+    assert np.all(decision == -np.inf) and np.all(det.predict(X[270:]) == -1)
+
+
+def test_rows_below_float64_are_outliers_whatever_the_threshold():
+    """decision_function is -inf (never NaN) for rows scoring -inf, and a level of -inf (more
+    than the contamination share of rows at -inf) becomes the lowest finite score."""
+    X = np.random.default_rng(0).normal(size=(300, 2))
+    det = FlowOutlierDetector(contamination=0.2, random_state=0, **TINY).fit(X)
+    far = np.full((3, 2), 1e300)
+    assert np.all(det.decision_function(far) == -np.inf) and np.all(det.predict(far) == -1)
+    scores = np.r_[np.full(30, -np.inf), np.linspace(-5.0, -1.0, 70)]
+    assert _contamination_level(scores, None, 0.2) == -5.0
+    assert _contamination_level(scores, np.ones(100), 0.2) == -5.0

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy import stats
 from sklearn.datasets import load_diabetes
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
 from skflow import FlowDensity, FlowOutlierDetector
@@ -212,7 +215,8 @@ def test_affinely_dependent_columns_are_refused_by_name(make, group):
 def test_outlier_detector_leaves_out_a_dependent_column():
     b = np.random.default_rng(0).normal(size=(300, 3))
     X = np.column_stack([b[:, 0], b[:, 0] * 2 + 1, b[:, 2]])
-    det = FlowOutlierDetector(random_state=0, **TINY).fit(X)
+    with pytest.warns(UserWarning, match=r"column\(s\) 1 \(an affine function of \[0\]\)"):
+        det = FlowOutlierDetector(random_state=0, **TINY).fit(X)
     assert det.preprocessor_.keep_.tolist() == [True, False, True]
     reference = FlowOutlierDetector(random_state=0, **TINY).fit(X[:, [0, 2]])
     np.testing.assert_allclose(det.score_samples(X), reference.score_samples(X[:, [0, 2]]))
@@ -231,3 +235,15 @@ def test_integers_float64_cannot_hold_are_named_not_called_constant():
     X = np.column_stack([2**62 + np.arange(50, dtype=np.int64), np.arange(50, dtype=np.int64)])
     with pytest.raises(ValueError, match=r"beyond 2\*\*53 .* 0 \(50 distinct integers, 1 in"):
         FlowDensity(**TINY).fit(X)
+
+
+def test_a_column_near_float64s_limit_fits():
+    """Two values at +-1e308: the grid search's span overflowed to inf (a raw NaN error)."""
+    rng = np.random.default_rng(0)
+    X = np.c_[rng.normal(size=300), np.where(rng.random(300) < 0.5, -1e308, 1e308)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = FlowDensity(**TINY, random_state=0).fit(X)
+    assert np.isfinite(est.score_samples(X[:5])).all()
+    assert grid_step(np.array([-1e308, 1e308, 1e308])) is None  # a cell wider than float64
+    assert grid_step(np.array([-4e307, 4e307, 0.0])) == pytest.approx(4e307)

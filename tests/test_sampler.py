@@ -627,3 +627,62 @@ def test_unrestorable_columns_are_refused_before_the_fit(tiny_params, monkeypatc
     monkeypatch.setattr(FlowSampler, "fit", lambda *a, **k: pytest.fail("fit ran"))
     with pytest.raises(ValueError, match=r"'when' \(datetime64"):
         FlowOverSampler(**tiny_params).fit_resample(frame, np.arange(40) % 2)
+
+
+def test_far_away_conditions_score_minus_inf_and_are_named_when_sampling(tiny_params):
+    """A condition that overflows float64 gives -inf like a far-away X row (it was reported as
+    an internal bug), and sampling at it names the condition, not the temperature."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(300, 3)), rng.normal(size=300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = FlowSampler(random_state=0, **tiny_params).fit(X, y)
+    assert est.score_samples(X[:1], y=[1e200])[0] == -np.inf
+    with pytest.raises(ValueError, match="conditions lie up to .* standard deviations"):
+        est.sample(2, y=1e300, random_state=0)
+    with pytest.raises(ValueError, match="conditions lie up to"):
+        est.inverse_transform(np.zeros((1, 3)), y=[1e300])
+
+
+def test_zero_latent_noise_repeats_real_rows_exactly(tiny_params):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    y = np.r_[np.zeros(240, int), np.ones(60, int)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        X_res, _ = FlowOverSampler(random_state=0, latent_noise=0, **tiny_params).fit_resample(X, y)
+    new = X_res[300:]
+    assert len(new) == 180
+    assert all((X[y == 1] == row).all(axis=1).any() for row in new)
+
+
+def test_integer_arrays_get_integers_in_range(tiny_params):
+    rng = np.random.default_rng(0)
+    X = np.c_[rng.integers(-5, 5, 200), rng.integers(0, 300, 200)]
+    y = np.r_[np.zeros(150, int), np.ones(50, int)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        X_res, _ = FlowOverSampler(random_state=0, **tiny_params).fit_resample(X, y)
+    assert X_res.dtype == X.dtype
+    assert (X_res.min(axis=0) >= X.min(axis=0)).all() and (X_res.max(axis=0) <= X.max(axis=0)).all()
+
+
+def test_refused_warm_refit_leaves_the_inner_sampler_as_it_was(tiny_params):
+    X = np.random.default_rng(0).normal(size=(200, 2))
+    y = np.r_[np.zeros(150, int), np.ones(50, int)]
+    sampler = FlowOverSampler(random_state=0, warm_start=True, **tiny_params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sampler.fit(X, y)
+    params = sampler.sampler_.get_params()
+    with pytest.raises(ValueError, match="warm_start=True continues the fitted flow"):
+        sampler.set_params(n_transforms=5).fit(X, y)
+    assert sampler.sampler_.get_params() == params
+
+
+def test_mixed_label_types_are_refused_by_name(tiny_params):
+    X = np.random.default_rng(0).normal(size=(100, 2))
+    y = np.array([1 if i % 3 else "a" for i in range(100)], dtype=object)
+    for est in (FlowSampler(**tiny_params), FlowOverSampler(**tiny_params)):
+        with pytest.raises(ValueError, match="mixes string and non-string labels"):
+            est.fit(X, y)
