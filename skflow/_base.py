@@ -27,6 +27,7 @@ from ._training import TrainingConfig, TrainingData, TrainingHistory, train_flow
 from ._weights import positive_weight_rows
 from .flows import COUPLINGS, MIXINGS, Flow, build_flow
 from .flows.dropout import mask_generator
+from .flows.transforms import reuse_mixing_matrices
 
 _SEED_MAX = np.iinfo(np.int32).max
 _GLOBAL_RNG_LOCK = threading.Lock()
@@ -535,7 +536,7 @@ class BaseFlowEstimator(BaseEstimator):
         flow64 = None
         chunk = max(1, chunk_rows(flow) // repeat)
         results = []
-        with torch_threads(self.n_jobs):
+        with torch_threads(self.n_jobs), reuse_mixing_matrices():
             for start in range(0, max(len(inputs), 1), chunk):
                 rows = inputs[start : start + chunk]
                 rows = rows if before is None else before(rows)

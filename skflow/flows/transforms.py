@@ -6,6 +6,8 @@ Every layer implements ``forward(x, context=None) -> (z, logabsdet)`` with ``log
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 from collections.abc import Sequence
 
@@ -247,6 +249,25 @@ class Permutation(nn.Module):
 
 LU_INITS = ("rotation", "pca", "whitening")
 
+# The LU layers' matrices built in the current reuse_mixing_matrices scope (None: no scope).
+_MATRIX_CACHE: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
+    "skflow_mixing_matrices", default=None
+)
+
+
+@contextlib.contextmanager
+def reuse_mixing_matrices():
+    """Within this scope, each :class:`LULinear` builds ``W`` and ``W^-1`` once, not per call.
+
+    For a series of no-gradient calls with fixed weights, such as scoring a data set chunk by
+    chunk; the weights must not change inside the scope. Per thread (a context variable).
+    """
+    token = _MATRIX_CACHE.set({})
+    try:
+        yield
+    finally:
+        _MATRIX_CACHE.reset(token)
+
 
 class LULinear(nn.Module):
     """A learned invertible linear map ``z = x W^T`` with ``W = P L U`` (Glow's 1x1 convolution).
@@ -384,29 +405,20 @@ class LULinear(nn.Module):
         return torch.linalg.solve_triangular(upper, inverse_lower, upper=True) @ self.perm.T
 
     def _cached(self, name: str, build) -> torch.Tensor:
-        """``build()``, reused while the factors are unchanged and no gradient is recorded.
+        """``build()``, reused within a :func:`reuse_mixing_matrices` scope.
 
         Inference runs the flow chunk by chunk, and building ``W`` costs two d x d x d
         products: at d = 1,555 (a wide binary table, 32 cell points per row) rebuilding it
-        for every chunk made scoring take about 2 s per row. The key holds each tensor's
-        storage and version counter, which every in-place update (an optimiser step, a
-        ``load_state_dict``) and every move or cast (``.to``, ``.double``) changes.
+        for every chunk made scoring take about 2 s per row. Within the scope the weights do
+        not change (one scoring call), so each matrix is built once per layer and dtype.
         """
-        if torch.is_grad_enabled():
+        cache = _MATRIX_CACHE.get()
+        if cache is None or torch.is_grad_enabled():
             return build()
-        tensors = (self.lower, self.upper, self.log_diag, self.perm, self.sign)
-        key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
-        cache = self.__dict__.setdefault("_matrix_cache", {})
-        hit = cache.get(name)
-        if hit is None or hit[0] != key:
-            hit = cache[name] = (key, build())
-        return hit[1]
-
-    def __getstate__(self):
-        # The cached matrices are derived data (d x d each): not worth pickling.
-        state = dict(super().__getstate__())
-        state.pop("_matrix_cache", None)
-        return state
+        key = (id(self), name, self.lower.dtype, self.lower.device)
+        if key not in cache:
+            cache[key] = build()
+        return cache[key]
 
 
 class AdditiveMap:
