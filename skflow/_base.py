@@ -141,6 +141,10 @@ class BaseFlowEstimator(BaseEstimator):
     # What fitting does with a constant column: "error" (a density estimator cannot model a
     # point mass) or "drop" (an outlier detector just scores the other columns).
     _constant_features: ClassVar[str] = "error"
+    # What fitting does with a continuous column that is an exact affine function of others:
+    # "error" (no density exists in all d dimensions) or "leave_out" (model the others and
+    # rebuild it from the relation in generated rows).
+    _dependent_features: ClassVar[str] = "error"
 
     _parameter_constraints: ClassVar[dict] = {
         "coupling": [StrOptions(set(COUPLINGS))],
@@ -250,9 +254,9 @@ class BaseFlowEstimator(BaseEstimator):
             self._check_same_architecture()
 
         if not warm:
-            self.preprocessor_ = Preprocessor(self.discrete_features, self._constant_features).fit(
-                X, sample_weight, weighted=X.shape[0] < n_rows_given
-            )
+            self.preprocessor_ = Preprocessor(
+                self.discrete_features, self._constant_features, self._dependent_features
+            ).fit(X, sample_weight, weighted=X.shape[0] < n_rows_given)
             self.discrete_features_ = self.preprocessor_.discrete_columns()
             if self.verbose:
                 print(self._discrete_columns_message())
@@ -600,12 +604,14 @@ class BaseFlowEstimator(BaseEstimator):
     def _from_latent(
         self, Z: np.ndarray, context: np.ndarray | None = None, temperature: float | None = None
     ) -> np.ndarray:
-        """Latent points -> rows in the units of X (discrete columns back on their grid).
+        """Latent points -> rows of all columns of X, in its units (discrete columns back on
+        their grid, columns left out of the flow rebuilt: see ``Preprocessor.complete``).
 
         Raises a ValueError rather than returning rows that overflow even in float64, which
         only latent points absurdly far out produce (a ``temperature`` of 1e300, say).
         """
-        X = self._run("inverse", Z, context, after=self.preprocessor_.inverse_transform)
+        pre = self.preprocessor_
+        X = self._run("inverse", Z, context, after=lambda V: pre.complete(pre.inverse_transform(V)))
         overflowed = ~np.isfinite(X).all(axis=1)
         if np.any(overflowed):
             reach = float(np.abs(Z[overflowed]).max())
@@ -643,7 +649,7 @@ class BaseFlowEstimator(BaseEstimator):
         fixed in size, so the rows a seed gives do not depend on the memory settings.
         """
         n_latent = int(np.sum(self.preprocessor_.keep_))
-        out = output_array(n_rows, n_latent)
+        out = output_array(n_rows, self.n_features_in_)
         seed = int(check_random_state(random_state).randint(_SEED_MAX))
         generator = torch.Generator().manual_seed(seed)
         for start in range(0, n_rows, SAMPLE_BLOCK_ROWS):

@@ -95,6 +95,7 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
     """
 
     _constant_features: ClassVar[str] = "drop"
+    _dependent_features: ClassVar[str] = "leave_out"
     _parameter_constraints: ClassVar[dict] = {
         **BaseFlowEstimator._parameter_constraints,
         "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
@@ -244,9 +245,7 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
         # instead put the level too low wherever there are discrete columns, since rows are
         # scored by the probability of their cell (with 6 binary columns, 0.15% of new rows
         # flagged).
-        rows = np.zeros((AUTO_N_SAMPLES, self.n_features_in_))
-        # Constant columns are left out of the score, so any value will do for them.
-        rows[:, self.preprocessor_.keep_] = self._from_latent(latent.numpy())
+        rows = self._from_latent(latent.numpy())
         return float(np.quantile(self._log_density(rows), mass))
 
     def score_samples(self, X) -> np.ndarray:

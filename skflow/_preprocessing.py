@@ -243,6 +243,10 @@ class Preprocessor:
     constant_features : {"error", "drop"}
         Constant columns carry no density (a point mass): refuse them with a message naming
         them, or leave them out of the model.
+    dependent_features : {"error", "leave_out"}
+        Continuous columns that are exact affine functions of others carry no density of their
+        own either: refuse them by name, or leave them out of the flow with a warning and
+        rebuild them from the fitted relation in :meth:`complete` (generated rows keep it).
 
     Attributes
     ----------
@@ -259,11 +263,22 @@ class Preprocessor:
         Added to the flow's log-density: ``-sum(log(scale_))``, which puts every column in the
         units of X (for a discrete column, the probability of its cell divided by the cell's
         width: the density of the dequantised variable).
+    relations_ : list of (int, ndarray, ndarray, float)
+        For each column left out as dependent: its index, the indices of the columns it is an
+        affine function of, the coefficients and the intercept.
+    fill_ : ndarray of shape (n_features,)
+        The value each constant column had in training (used by :meth:`complete`).
     """
 
-    def __init__(self, discrete_features="auto", constant_features: str = "error") -> None:
+    def __init__(
+        self,
+        discrete_features="auto",
+        constant_features: str = "error",
+        dependent_features: str = "error",
+    ) -> None:
         self.discrete_features = discrete_features
         self.constant_features = constant_features
+        self.dependent_features = dependent_features
 
     def fit(
         self, X: np.ndarray, sample_weight: np.ndarray | None = None, weighted: bool = False
@@ -305,9 +320,11 @@ class Preprocessor:
                 "with sklearn.feature_selection.VarianceThreshold() in a Pipeline."
             )
         self.keep_ = ~constant
+        self.fill_ = np.where(constant, counted[0], 0.0)
+        self.relations_ = []
         dependent = _affinely_dependent_columns(counted, self.keep_ & ~discrete)
         if dependent:
-            if self.constant_features == "error":
+            if self.dependent_features == "error":
                 raise ValueError(
                     "X has continuous columns that are exact affine functions of each other: "
                     + "; ".join(f"columns {group}" for group in dependent)
@@ -316,18 +333,23 @@ class Preprocessor:
                     "Drop the redundant copies before fitting, e.g. keep one column of each "
                     "group."
                 )
-            # An outlier detector scores the rest; the last column of each group goes, and the
-            # user hears of it, since a row that breaks the relation then goes unnoticed.
+            # The last column of each group leaves the flow and is rebuilt from the others;
+            # the user hears of it, since scores then ignore a row that breaks the relation.
             for group in dependent:
                 self.keep_[group[-1]] = False
+                sources = np.array(group[:-1])
+                design = np.column_stack([counted[:, sources], np.ones(len(counted))])
+                coef = np.linalg.lstsq(design, counted[:, group[-1]], rcond=None)[0]
+                self.relations_.append((group[-1], sources, coef[:-1], float(coef[-1])))
             warn_at_caller(
                 "skflow: column(s) "
                 + ", ".join(
                     f"{group[-1]} (an affine function of {group[:-1]})" for group in dependent
                 )
                 + " are left out of the model: on the training rows they are determined by "
-                "other columns, so they carry no density of their own. Scores do not look at "
-                "them; a row that breaks the relation is not flagged for it.",
+                "other columns, so they carry no density of their own. Scores are those of the "
+                "other columns (a row that breaks the relation is not flagged for it), and "
+                "generated rows get these columns from the relation.",
                 UserWarning,
             )
         # Column by column, on views of X: a large X is never copied whole while fitting.
@@ -390,6 +412,21 @@ class Preprocessor:
         points[:, discrete] += np.tile(offsets, (len(X), 1)) * self.step_[discrete]
         with np.errstate(over="ignore"):
             return (points - self.mean_) / self.scale_
+
+    def complete(self, X_kept: np.ndarray) -> np.ndarray:
+        """Rows of the kept columns, as rows of all columns of X.
+
+        Columns left out as dependent are computed from their relation, constant ones get
+        their training value.
+        """
+        if np.all(self.keep_):
+            return X_kept
+        X = np.empty((len(X_kept), len(self.keep_)))
+        X[:, self.keep_] = X_kept
+        X[:, ~self.keep_] = self.fill_[~self.keep_]
+        for column, sources, coef, intercept in self.relations_:
+            X[:, column] = X[:, sources] @ coef + intercept
+        return X
 
     def inverse_transform(self, V: np.ndarray) -> np.ndarray:
         """Back to the kept columns of X; discrete columns snap to the grid cell they fall in.

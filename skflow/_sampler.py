@@ -135,6 +135,10 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
     (3, 2)
     """
 
+    # Columns determined by others (make_classification's redundant features) leave the flow
+    # and are rebuilt in generated rows, so oversampling keeps the relation (see Preprocessor).
+    _dependent_features: ClassVar[str] = "leave_out"
+
     _parameter_constraints: ClassVar[dict] = {
         **BaseFlowEstimator._parameter_constraints,
         "class_weight": [dict, StrOptions({"balanced", "auto"}), None],
@@ -461,7 +465,7 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         """
         check_is_fitted(self, "flow_")
         # Refused before the targets, which would otherwise be allocated first.
-        check_output_fits(n_samples, self._n_features_out)
+        check_output_fits(n_samples, self.n_features_in_)
         rng = check_random_state(random_state)
         y_out, context = self._draw_targets(n_samples, y, rng)
         n_rows = n_samples if context is None else len(context)
@@ -906,7 +910,7 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         if noise == 0:
             # Random oversampling, as documented: the real rows themselves, not their float32
             # round trip through the flow (which is off by about 1e-7).
-            return X[anchors][:, self.preprocessor_.keep_]
+            return X[anchors]
         context = self._context_for(labels, len(labels))
         Z = self._to_latent(X[anchors], context)
         Z += self._sample_latent(len(labels), rng, noise)  # its scale argument is the noise

@@ -361,3 +361,16 @@ def test_light_tails_do_not_make_walls():
     est.fit(X)
     outside = est.score_samples(np.array([[1.1, 0.5], [0.5, -0.1], [1.2, 1.2]]))
     assert np.all(np.isfinite(outside)) and outside.min() > -30.0
+
+
+def test_heavy_tails_move_the_tail_layer_away_from_the_identity():
+    """Student-t(2) data: the fitted sinh-arcsinh layer compresses the tails (delta well below
+    1 in every feature). On torch 2.14 a clamp's zero gradient at delta = 1 kept it there."""
+    from skflow.flows import SinhArcsinh
+
+    X = np.random.default_rng(0).standard_t(2.0, size=(2000, 3))
+    est = FlowDensity(n_transforms=2, hidden_layer_sizes=(16,), max_iter=2, random_state=0)
+    with pytest.warns(Warning, match="max_iter"):
+        est.fit(X)
+    (layer,) = [m for m in est.flow_.modules() if isinstance(m, SinhArcsinh)]
+    assert torch.all(layer._delta() < 0.8)

@@ -11,7 +11,7 @@ from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 from sklearn.exceptions import ConvergenceWarning
 
-from skflow import FlowOverSampler, FlowSampler
+from skflow import FlowDensity, FlowOverSampler, FlowSampler
 
 # Three 2-D Gaussian classes with different means, shapes and sizes.
 MEANS = [np.array([-2.0, 0.0]), np.array([2.0, 1.0]), np.array([0.0, -2.5])]
@@ -686,3 +686,30 @@ def test_mixed_label_types_are_refused_by_name(tiny_params):
     for est in (FlowSampler(**tiny_params), FlowOverSampler(**tiny_params)):
         with pytest.raises(ValueError, match="mixes string and non-string labels"):
             est.fit(X, y)
+
+
+def test_redundant_columns_leave_the_flow_and_generated_rows_keep_the_relation(tiny_params):
+    """make_classification's default redundant features are exact linear combinations of the
+    informative ones: FlowDensity refuses them (no density exists in all dimensions), the
+    samplers model the other columns, say so, and rebuild them in every generated row."""
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=400, n_features=6, n_informative=3, n_redundant=2,
+                               weights=[0.8], random_state=0)  # fmt: skip
+    with pytest.raises(ValueError, match="exact affine functions"):
+        FlowDensity(**tiny_params).fit(X)
+    sampler = FlowOverSampler(random_state=0, latent_noise=None, **tiny_params)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        X_res, y_res = sampler.fit_resample(X, y)
+    assert any("left out of the model" in str(w.message) for w in record)
+    assert np.bincount(y_res).tolist() == [np.bincount(y).max()] * 2
+    pre = sampler.sampler_.preprocessor_
+    assert (~pre.keep_).sum() == 2 and len(pre.relations_) == 2
+    assert X_res.shape == (2 * np.bincount(y).max(), 6)
+    design = np.c_[X, np.ones(len(X))]
+    for column in np.flatnonzero(~pre.keep_):
+        coef = np.linalg.lstsq(np.delete(design, column, axis=1), X[:, column], rcond=None)[0]
+        new = np.c_[np.delete(X_res[len(X) :], column, axis=1), np.ones(len(X_res) - len(X))]
+        np.testing.assert_allclose(new @ coef, X_res[len(X) :, column], atol=1e-8)
+    assert np.isfinite(sampler.sampler_.predict_proba(X)).all()
