@@ -80,8 +80,10 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
 
     Notes
     -----
-    ``preprocessor_.keep_`` marks the columns the flow models; a value that differs from a
-    column's training constant does not change the score.
+    ``preprocessor_.keep_`` marks the columns the flow models. Constant columns are left out,
+    and so is a continuous column that is an exact affine function of others (with a
+    warning naming it): a value that differs from a column's training constant, or a row that
+    breaks such a relation, does not change the score.
 
     Examples
     --------

@@ -67,6 +67,10 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
     ``random_state`` also seeds the rows :meth:`fit_resample` generates; with ``warm_start``,
     ``y`` must be of the same kind (and classes) as in the first fit.
 
+    A continuous column of X that is an exact affine function of others (the "redundant"
+    features of ``make_classification``) is left out of the flow, with a warning naming it:
+    scores are those of the other columns, and generated rows get it from the fitted relation.
+
     Parameters
     ----------
     {flow_parameters}
