@@ -731,21 +731,23 @@ def _check_integers_fit_float64(X) -> None:
     2**53 (identifiers, nanosecond timestamps) lose their last digits, and distinct values
     would silently become equal (a column of them then looked constant).
     """
+    # Only integer columns are looked at, so float data (every scoring call) pass at once.
     if hasattr(X, "dtypes") and hasattr(X, "columns"):
-        columns = [(name, X[name].to_numpy()) for name in X.columns]
-    elif isinstance(X, np.ndarray) and X.ndim == 2:
+        integer = [name for name, dtype in X.dtypes.items() if getattr(dtype, "kind", "") in "iu"]
+        columns = [(name, X[name].to_numpy()) for name in integer]
+    elif isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "iu":
         columns = list(enumerate(X.T))
     else:
         return
     merged = []
     for name, column in columns:
-        if getattr(column, "dtype", None) is None or column.dtype.kind not in "iu":
+        try:
+            as_float = column.astype(np.float64)
+        except (TypeError, ValueError):  # missing values (pd.NA): validate_data names them
             continue
-        if column.size == 0 or int(np.max(np.abs(column.astype(np.float64)))) <= (
-            _FLOAT64_EXACT_INTEGERS
-        ):
+        if column.size == 0 or float(np.max(np.abs(as_float))) <= _FLOAT64_EXACT_INTEGERS:
             continue
-        n_exact, n_float = len(np.unique(column)), len(np.unique(column.astype(np.float64)))
+        n_exact, n_float = len(np.unique(column)), len(np.unique(as_float))
         if n_float < n_exact:
             merged.append(f"{name!r} ({n_exact} distinct integers, {n_float} in float64)")
     if merged:
