@@ -81,7 +81,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         early_stopping: bool = True,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
-        tol: float = 1e-4,
+        tol: float | str = "auto",
         discrete_features="auto",
         device="auto",
         compile: bool = False,

@@ -68,9 +68,12 @@ FLOW_PARAMETERS = """\
         Fraction of rows held out for early stopping. Copies of a row (equal rows, at most 1%
         of them) are all held out or all kept, so none can reward memorising another.
     n_iter_no_change : int, default=10
-        Epochs without an improvement larger than ``tol`` before stopping.
-    tol : float, default=1e-4
-        Minimum improvement of the monitored NLL (nats per row) that counts.
+        Window, in epochs, over which progress is judged for early stopping.
+    tol : float or "auto", default=1e-4
+        Training stops once the best monitored NLL (nats per row) has improved by less than
+        ``tol`` over the last ``n_iter_no_change`` epochs. "auto" is 1e-3 nats per modelled
+        feature, a gain below what density comparisons resolve; a small number such as 1e-4
+        trains on while the curve still creeps down. The fit kept is the best validated one.
     discrete_features : "auto", bool or array-like, default="auto"
         Which columns are discrete and get dequantised. "auto" picks the columns whose values
         lie on a regular grid (integers, or multiples of a step such as 0.5) and repeat (at

@@ -128,7 +128,7 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
         early_stopping: bool = True,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
-        tol: float = 1e-4,
+        tol: float | str = 1e-4,
         discrete_features="auto",
         device="auto",
         compile: bool = False,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections import deque
 from dataclasses import dataclass, field
 
 import torch
@@ -47,8 +48,8 @@ class TrainingConfig:
     learning_rate_init: float
     weight_decay: float
     early_stopping: bool
-    n_iter_no_change: int
-    tol: float
+    n_iter_no_change: int  # the window, in epochs, over which progress is judged
+    tol: float  # the least improvement of the best monitored NLL over that window
     verbose: int = 0
     eval_chunk: int = MAX_CHUNK_ROWS  # rows per validation chunk (see ``_chunking``)
     compile: bool = False  # full-size batches' loss through torch.compile (``_compiled_loss``)
@@ -73,7 +74,7 @@ class TrainingState:
     average: tuple[list[torch.Tensor], int]
     learning_rate_init: float
     step: int
-    stalled: int
+    recent_best: list[float]  # the best monitored NLL before and after each epoch of the window
     order_rng: torch.Tensor
     noise_rng: torch.Tensor
     validation_rng: torch.Tensor  # the noise stream before the validation rows' draw
@@ -176,8 +177,8 @@ def _resume(
     scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau,
     average: ParameterAverage,
     config: TrainingConfig,
-) -> tuple[int, int]:
-    """Put the optimisation back where ``resume`` left it; return (step, stalled epochs).
+) -> tuple[int, list[float]]:
+    """Put the optimisation back where ``resume`` left it; return (step, recent best NLLs).
 
     A ``learning_rate_init`` changed since then is a request for that step size: it replaces
     the schedule's learning rate, whose plateau count starts again.
@@ -192,7 +193,7 @@ def _resume(
             group["lr"] = config.learning_rate_init
     values, updates = resume.average
     average.load_state(([v.to(device) for v in values], updates))
-    return resume.step, resume.stalled
+    return resume.step, list(resume.recent_best)
 
 
 def _adamw(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.AdamW:
@@ -311,12 +312,13 @@ def _optimise(
     batch_size = min(config.batch_size, n_rows)
     loss_of = TrainingLoss(mean_nll, batch_size, config.compile)
     optimizer = _adamw([flat.parameter], config.learning_rate_init, config.weight_decay)
-    # Halve the step size when the monitored loss stalls for a third of the stopping patience.
+    # Halve the step size when the monitored loss stalls for a third of the stopping window,
+    # judged at the window's rate of least progress per epoch.
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer,
         factor=0.5,
         patience=max(1, config.n_iter_no_change // 3),
-        threshold=config.tol,
+        threshold=config.tol / config.n_iter_no_change,
         threshold_mode="abs",
     )
     resume, history.resume = history.resume, None
@@ -349,9 +351,19 @@ def _optimise(
     # learning rate at once, knocked it into a worse region it did not always recover from.
     # A warm run without a saved state has a fresh Adam too, so it warms up again.
     warmup_steps = min(WARMUP_MAX_STEPS, WARMUP_EPOCHS * steps_per_epoch)
-    step, stalled = 0, 0
+    step = 0
+    # The best monitored NLL before the window and after each epoch in it: training stops once
+    # the window's total improvement falls below tol. A curve that still creeps down by tiny
+    # steps, each a new best, is flat by this measure; a count of epochs without any new best
+    # let such curves run on to max_iter for gains far below what the fit is judged by.
+    recent_best = deque([best_loss], maxlen=config.n_iter_no_change + 1)
     if resume is not None:
-        step, stalled = _resume(resume, flat, optimizer, scheduler, average, config)
+        step, previous = _resume(resume, flat, optimizer, scheduler, average, config)
+        # The window goes on where it stopped, re-anchored at the weights handed back: on the
+        # same data that shift is zero; on new data it keeps the earlier epochs' progress
+        # without comparing NLLs of different rows.
+        shift = best_loss - previous[-1] if math.isfinite(best_loss - previous[-1]) else 0.0
+        recent_best = deque([v + shift for v in previous], maxlen=config.n_iter_no_change + 1)
     good_state = (*_snapshot(flat, optimizer), average.state())
 
     progress = tqdm(total=config.max_iter, disable=config.verbose <= 0, desc="skflow", unit="epoch")
@@ -398,27 +410,25 @@ def _optimise(
         if validation is not None:
             with average.applied():
                 monitored = evaluate_nll(flow, validation, config.eval_chunk)
-                improved = monitored < best_loss - config.tol
-                if improved:
+                if monitored < best_loss:
                     best_state = flat.state()
             history.validation_scores.append(-(monitored + nll_offset))
         else:
             monitored = train_loss
-            improved = monitored < best_loss - config.tol
         if step >= warmup_steps:
             scheduler.step(monitored)
 
-        if improved:
+        if monitored < best_loss:
             best_loss = monitored
             best_epoch = history.n_iter
-            stalled = 0
-        else:
-            stalled += 1
+        recent_best.append(best_loss)
         progress.set_postfix(
             train_nll=f"{train_loss + nll_offset:.4f}",
             val_nll="-" if validation is None else f"{monitored + nll_offset:.4f}",
         )
-        if stalled >= config.n_iter_no_change:
+        window_full = len(recent_best) == recent_best.maxlen
+        # Written so that a window of infinite losses (inf - inf is NaN) counts as flat.
+        if window_full and not recent_best[0] - best_loss >= config.tol:
             history.converged = True
             break
     if not progress.disable:
@@ -438,7 +448,7 @@ def _optimise(
             average=_to_cpu(average.state()),
             learning_rate_init=config.learning_rate_init,
             step=step,
-            stalled=stalled,
+            recent_best=list(recent_best),
             order_rng=order_generator.get_state(),
             noise_rng=noise_generator.get_state(),
             validation_rng=validation_rng,
@@ -471,7 +481,7 @@ def _stopping_summary(
         monitored = "validation NLL" if validated else "training NLL"
         why = (
             f"stopped early after epoch {history.n_iter} of max_iter={config.max_iter}: the "
-            f"{monitored} did not improve by more than tol={config.tol:g} for "
+            f"best {monitored} improved by less than tol={config.tol:g} over the last "
             f"{config.n_iter_no_change} epochs"
         )
     else:

@@ -53,7 +53,8 @@ def test_interrupted_refit_leaves_the_previous_model_intact(estimator, warm, mon
     """A KeyboardInterrupt in the middle of a re-fit on rescaled data (and with fewer columns)
     must leave the fitted model exactly as it was: the same attributes, weights and scores."""
     X = _gaussian()
-    est = estimator(warm_start=warm, **SMALL).fit(X)
+    # A window longer than the fits, so that the refit is still training when interrupted.
+    est = estimator(warm_start=warm, **dict(SMALL, n_iter_no_change=10)).fit(X)
     before = _fitted_state(est)
     scores = est.score_samples(X)
     attributes = set(vars(est))

@@ -410,3 +410,50 @@ def test_initialisation_rows_follow_the_sample_weights():
     assert drawn.x.shape == (20, 1)
     assert set(drawn.x[:, 0].tolist()) <= {0.0, 1.0, 2.0, 3.0, 4.0}
     assert (drawn.x == 0.0).sum() > (drawn.x == 1.0).sum()
+
+
+def _creeping_validation(monkeypatch, step: float) -> list[float]:
+    """Make every validation pass report an NLL ``step`` lower than the one before."""
+    reported: list[float] = []
+
+    def creeping(*args, **kwargs):
+        reported.append(1.0 - step * len(reported))
+        return reported[-1]
+
+    monkeypatch.setattr(training, "evaluate_nll", creeping)
+    return reported
+
+
+def test_window_rule_stops_a_curve_that_creeps_down_by_new_bests(blobs_2d, monkeypatch):
+    """Every epoch a new best by 3e-4 nats. With the earlier default tol=1e-4 such a curve
+    runs to max_iter (as it did under the earlier rule, which counted epochs without a new
+    best); tol="auto" stops it at the first window whose total gain is below 1e-3 per feature."""
+    params = dict(n_transforms=1, hidden_layer_sizes=(8,), max_iter=30, n_iter_no_change=5,
+                  random_state=0)
+    _creeping_validation(monkeypatch, 3e-4)
+    # tol=1e-4 over a window: 5 epochs gain 1.5e-3 > 1e-4, so training runs to max_iter.
+    with pytest.warns(ConvergenceWarning):
+        FlowDensity(tol=1e-4, **params).fit(blobs_2d)
+    _creeping_validation(monkeypatch, 3e-4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        est = FlowDensity(tol="auto", **params).fit(blobs_2d)
+    # "auto" on 2 features is 2e-3 per window: the first full window (5 epochs) gains 1.5e-3.
+    assert est.n_iter_ == 5
+    # The last epoch was the best one reported, and its weights are the ones kept.
+    assert est.best_validation_score_ == max(est.validation_scores_) == est.validation_scores_[-1]
+
+
+def test_window_rule_keeps_the_best_validated_weights(blobs_2d):
+    """The model returned is the one of the best validated epoch: a fit stopped by max_iter at
+    that epoch (same seed, so the same epochs) hands back identical weights."""
+    params = dict(n_transforms=2, hidden_layer_sizes=(16,), max_iter=200, n_iter_no_change=4,
+                  learning_rate_init=1e-2, tol="auto", random_state=0)
+    est = FlowDensity(**params).fit(blobs_2d)
+    assert est.n_iter_ < 200
+    best_epoch = int(np.argmax(est.validation_scores_)) + 1
+    assert best_epoch < est.n_iter_, "the test needs a run that went on past its best epoch"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        at_best = FlowDensity(**dict(params, max_iter=best_epoch)).fit(blobs_2d)
+    np.testing.assert_array_equal(est.score_samples(blobs_2d), at_best.score_samples(blobs_2d))
