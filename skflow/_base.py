@@ -54,12 +54,6 @@ DEFAULT_LATENT_NOISE = 0.25
 # there the largest batch keeps each epoch of a large data set to fewer, fuller steps.
 # Measured in docs/benchmarks.md ("A smaller automatic batch on small data").
 _AUTO_BATCH_MIN, _AUTO_BATCH_MAX, _AUTO_STEPS_PER_EPOCH = 64, 1024, 40
-# With one or two features (the "low_dim" regime below: no dropout, so no mask noise to average
-# over) a step costs about the same at 140 rows as at 512, and larger steps at a larger
-# learning rate reached the same test likelihood in about half the time: batch n_train // 10
-# with learning rate 3e-3 on the 2-D benchmark sets. Measured in docs/benchmarks.md ("Time to
-# a good density").
-_LOW_DIM_STEPS_PER_EPOCH, _LOW_DIM_LEARNING_RATE, _LEARNING_RATE = 10, 3e-3, 1e-3
 # "auto" spline bins and dropout. With one or two features every conditioner sees one input
 # feature (or none): a smooth function of one variable that thousands of rows pin down, so
 # dropout only blurs it, and finer splines add few parameters. With more features the
@@ -172,7 +166,7 @@ class BaseFlowEstimator(BaseEstimator):
         "mixing": [StrOptions(set(MIXINGS))],
         "max_iter": [Count(1)],
         "batch_size": [StrOptions({"auto"}), Count(1)],
-        "learning_rate_init": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "dropout": [StrOptions({"auto"}), Interval(Real, 0, 1, closed="left")],
         "input_dropout": [StrOptions({"auto"}), Interval(Real, 0, 1, closed="left")],
@@ -429,7 +423,7 @@ class BaseFlowEstimator(BaseEstimator):
                 flow,
                 train,
                 validation,
-                self._training_config(len(train), train.x.shape[1], chunk_rows(flow)),
+                self._training_config(len(train), chunk_rows(flow), train.x.shape[1]),
                 generator,
                 nll_offset=-self.preprocessor_.log_jacobian_,
                 history=history,
@@ -499,22 +493,16 @@ class BaseFlowEstimator(BaseEstimator):
             )
 
     def _training_config(
-        self, n_train: int, n_features: int, eval_chunk: int = MAX_CHUNK_ROWS
+        self, n_train: int, eval_chunk: int = MAX_CHUNK_ROWS, n_features: int = 1
     ) -> TrainingConfig:
-        """The optimisation settings, with the "auto" ones resolved for data of this shape."""
-        low_dim = n_features <= _LOW_DIM_MAX_FEATURES
         if self.batch_size == "auto":
-            steps = _LOW_DIM_STEPS_PER_EPOCH if low_dim else _AUTO_STEPS_PER_EPOCH
-            batch = int(np.clip(n_train // steps, _AUTO_BATCH_MIN, _AUTO_BATCH_MAX))
+            batch = int(np.clip(n_train // _AUTO_STEPS_PER_EPOCH, _AUTO_BATCH_MIN, _AUTO_BATCH_MAX))
         else:
             batch = int(self.batch_size)
-        learning_rate = self.learning_rate_init
-        if learning_rate == "auto":
-            learning_rate = _LOW_DIM_LEARNING_RATE if low_dim else _LEARNING_RATE
         return TrainingConfig(
             max_iter=self.max_iter,
             batch_size=min(batch, n_train),
-            learning_rate_init=float(learning_rate),
+            learning_rate_init=self.learning_rate_init,
             weight_decay=self.weight_decay,
             early_stopping=self.early_stopping,
             n_iter_no_change=self.n_iter_no_change,

@@ -354,23 +354,8 @@ def test_learning_rate_warms_up_then_holds(blobs_2d, monkeypatch):
     ("n_train", "expected"), [(50, 50), (1000, 64), (5000, 125), (20000, 500), (10**6, 1024)]
 )
 def test_auto_batch_size_grows_with_data(n_train, expected):
-    assert FlowDensity()._training_config(n_train, 16).batch_size == expected
-    assert FlowDensity(batch_size=64)._training_config(n_train, 16).batch_size == min(64, n_train)
-
-
-@pytest.mark.parametrize(
-    ("n_features", "n_train", "batch", "learning_rate"),
-    [(1, 5000, 500, 3e-3), (2, 5625, 562, 3e-3), (2, 300, 64, 3e-3), (2, 10**6, 1024, 3e-3),
-     (3, 5625, 140, 1e-3), (16, 5625, 140, 1e-3)],
-)
-def test_auto_training_settings_for_one_or_two_features(n_features, n_train, batch,
-                                                        learning_rate):
-    """One or two features: about 10 steps per epoch at learning rate 3e-3; more: 40 at 1e-3.
-    A number given for either is used as it is."""
-    config = FlowDensity()._training_config(n_train, n_features)
-    assert (config.batch_size, config.learning_rate_init) == (batch, learning_rate)
-    given = FlowDensity(batch_size=100, learning_rate_init=1e-2)._training_config(n_train, 2)
-    assert (given.batch_size, given.learning_rate_init) == (min(100, n_train), 1e-2)
+    assert FlowDensity()._training_config(n_train).batch_size == expected
+    assert FlowDensity(batch_size=64)._training_config(n_train).batch_size == min(64, n_train)
 
 
 def test_initialisation_uses_a_random_subset_of_sorted_data(monkeypatch):
