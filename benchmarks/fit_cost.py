@@ -271,6 +271,7 @@ def plot_curves(results: dict[str, dict[str, dict]], datasets: list[str], path: 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     names = [n for n in datasets if any(n in results.get(a, {}) for a in ("baseline", "current"))]
     columns = 4
@@ -287,6 +288,7 @@ def plot_curves(results: dict[str, dict[str, dict]], datasets: list[str], path: 
             ax.axvline(gmm["fit_time"], color="grey", ls=":", label="GMM search time")
         ax.set_title(name, fontsize=9)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # no labels crowding a short log axis
         ax.set_xlabel("wall time (s)", fontsize=8)
         ax.set_ylabel("validation NLL", fontsize=8)
         low, high = np.percentile(np.concatenate(
