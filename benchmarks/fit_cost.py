@@ -245,8 +245,8 @@ def markdown(results: dict[str, dict[str, dict]], datasets: list[str], config: d
             f"{_cell(new, 'nll', '.3f')} | {_cell(gmm, 'nll', '.3f')} | "
             f"{_cell(old, 'n_iter', 'd')} | {_cell(new, 'n_iter', 'd')} |"
         )
-    for arm, files in config.get("reused", {}).items():
-        lines.insert(3, f"The {arm} arm's results come from an earlier run: `{files}`.\n")
+    lines[3:3] = [f"The {arm} arm's results come from an earlier run: `{files}`.\n"
+                  for arm, files in config.get("reused", {}).items()]
     s = config.get("summary") or {}
     if s:
         lines += [

@@ -423,7 +423,7 @@ class BaseFlowEstimator(BaseEstimator):
                 flow,
                 train,
                 validation,
-                self._training_config(len(train), chunk_rows(flow), train.x.shape[1]),
+                self._training_config(len(train), train.x.shape[1], chunk_rows(flow)),
                 generator,
                 nll_offset=-self.preprocessor_.log_jacobian_,
                 history=history,
@@ -493,8 +493,9 @@ class BaseFlowEstimator(BaseEstimator):
             )
 
     def _training_config(
-        self, n_train: int, eval_chunk: int = MAX_CHUNK_ROWS, n_features: int = 1
+        self, n_train: int, n_features: int, eval_chunk: int = MAX_CHUNK_ROWS
     ) -> TrainingConfig:
+        """The optimisation settings, with the "auto" ones resolved for data of this shape."""
         if self.batch_size == "auto":
             batch = int(np.clip(n_train // _AUTO_STEPS_PER_EPOCH, _AUTO_BATCH_MIN, _AUTO_BATCH_MAX))
         else:

@@ -362,7 +362,8 @@ def _optimise(
         # The window goes on where it stopped, re-anchored at the weights handed back: on the
         # same data that shift is zero; on new data it keeps the earlier epochs' progress
         # without comparing NLLs of different rows.
-        shift = best_loss - previous[-1] if math.isfinite(best_loss - previous[-1]) else 0.0
+        shift = best_loss - previous[-1]
+        shift = shift if math.isfinite(shift) else 0.0
         recent_best = deque([v + shift for v in previous], maxlen=config.n_iter_no_change + 1)
     good_state = (*_snapshot(flat, optimizer), average.state())
 

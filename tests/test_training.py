@@ -354,8 +354,8 @@ def test_learning_rate_warms_up_then_holds(blobs_2d, monkeypatch):
     ("n_train", "expected"), [(50, 50), (1000, 64), (5000, 125), (20000, 500), (10**6, 1024)]
 )
 def test_auto_batch_size_grows_with_data(n_train, expected):
-    assert FlowDensity()._training_config(n_train).batch_size == expected
-    assert FlowDensity(batch_size=64)._training_config(n_train).batch_size == min(64, n_train)
+    assert FlowDensity()._training_config(n_train, 16).batch_size == expected
+    assert FlowDensity(batch_size=64)._training_config(n_train, 16).batch_size == min(64, n_train)
 
 
 def test_initialisation_uses_a_random_subset_of_sorted_data(monkeypatch):
