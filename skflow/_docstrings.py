@@ -34,10 +34,12 @@ FLOW_PARAMETERS = """\
         Maximum number of epochs.
     batch_size : int or "auto", default="auto"
         Minibatch size; "auto" is ``n_train // 40`` clipped to [64, 1024] (about 40
-        steps per epoch; never more than the number of training rows).
-    learning_rate_init : float, default=1e-3
+        steps per epoch), and ``n_train // 10`` clipped to [64, 512] for one or two features;
+        never more than the number of training rows.
+    learning_rate_init : float or "auto", default="auto"
         AdamW step size, reached after a linear warm-up over the first 3 epochs (at most 500
-        steps); it is halved when the monitored loss stalls.
+        steps); it is halved when the monitored loss stalls. "auto" is 1e-3, and 3e-3 for one
+        or two features (where "auto" batches are up to four times larger).
     weight_decay : float, default=1e-5
         Decoupled weight decay (AdamW).
     dropout : float or "auto", default="auto"

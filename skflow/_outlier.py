@@ -121,7 +121,7 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
         mixing: str = "lu",
         max_iter: int = 100,
         batch_size="auto",
-        learning_rate_init: float = 1e-3,
+        learning_rate_init: float | str = "auto",
         weight_decay: float = 1e-5,
         dropout: float | str = "auto",
         input_dropout: float | str = "auto",

@@ -158,7 +158,7 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         mixing: str = "lu",
         max_iter: int = 300,
         batch_size="auto",
-        learning_rate_init: float = 1e-3,
+        learning_rate_init: float | str = "auto",
         weight_decay: float = 1e-5,
         dropout: float | str = "auto",
         input_dropout: float | str = "auto",

@@ -358,6 +358,22 @@ def test_auto_batch_size_grows_with_data(n_train, expected):
     assert FlowDensity(batch_size=64)._training_config(n_train, 16).batch_size == min(64, n_train)
 
 
+@pytest.mark.parametrize(
+    ("n_features", "n_train", "batch", "learning_rate"),
+    [(1, 4000, 400, 3e-3), (2, 5625, 512, 3e-3), (2, 300, 64, 3e-3), (2, 50, 50, 3e-3),
+     (2, 10**6, 512, 3e-3), (3, 5625, 140, 1e-3), (16, 5625, 140, 1e-3)],
+)
+def test_auto_training_settings_for_one_or_two_features(n_features, n_train, batch,
+                                                        learning_rate):
+    """One or two features: about 10 steps per epoch of at most 512 rows at learning
+    rate 3e-3; more: 40 at 1e-3.
+    A number given for either is used as it is."""
+    config = FlowDensity()._training_config(n_train, n_features)
+    assert (config.batch_size, config.learning_rate_init) == (batch, learning_rate)
+    given = FlowDensity(batch_size=100, learning_rate_init=1e-2)._training_config(n_train, 2)
+    assert (given.batch_size, given.learning_rate_init) == (min(100, n_train), 1e-2)
+
+
 def test_initialisation_uses_a_random_subset_of_sorted_data(monkeypatch):
     """Sorted data: initialising from the first rows would see only the low end."""
     monkeypatch.setattr(training, "INIT_ROWS", 200)
