@@ -90,7 +90,12 @@ def fit_one(name: str, seed: int, flow_params: dict[str, Any]) -> dict[str, Any]
     """Fit ``FlowDensity(random_state=0, **flow_params)`` on one data set, timing every epoch."""
     import warnings
 
-    from skflow import FlowDensity, _training
+    from skflow import FlowDensity
+
+    try:
+        from skflow._engine import training as _training
+    except ImportError:  # the layout of the baseline commit
+        from skflow import _training
 
     X_fit, X_test, _ = splits(name, seed)
     stamps: list[float] = []

@@ -166,7 +166,7 @@ def child(
         scores = model.score_samples(X)
         out["score_s"] = time.perf_counter() - start
         out["batch_size"] = model._training_config(int(0.9 * len(X))).batch_size
-        from skflow._chunking import chunk_rows
+        from skflow._engine.chunking import chunk_rows
 
         out["chunk_rows"] = chunk_rows(model.flow_)
         out["epochs"] = model.n_iter_

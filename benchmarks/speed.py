@@ -454,10 +454,10 @@ def time_to_nll_skflow(X, X_test, target, cap, args) -> dict:
     """Run FlowDensity.fit and stop it at the first epoch whose test NLL reaches ``target``.
 
     The training loop scores its validation rows once per epoch through
-    ``skflow._training.evaluate_nll``; wrapping it gives an end-of-epoch hook in which the test
-    NLL is computed off the clock.
+    ``skflow._engine.training.evaluate_nll``; wrapping it gives an end-of-epoch hook in which
+    the test NLL is computed off the clock.
     """
-    import skflow._training as training
+    import skflow._engine.training as training
 
     est = skflow_estimator(args, max_iter=10_000)
     original = training.evaluate_nll

@@ -16,14 +16,14 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from ._chunking import MAX_CHUNK_ROWS, chunk_rows
 from ._constraints import Count
-from ._device import cpu_copy, is_on, resolve_device, usable_device
-from ._persistence import plain_state, restored_state
+from ._engine.chunking import MAX_CHUNK_ROWS, chunk_rows
+from ._engine.device import cpu_copy, is_on, resolve_device, usable_device
+from ._engine.persistence import plain_state, restored_state
+from ._engine.threads import torch_threads
+from ._engine.training import TrainingConfig, TrainingData, TrainingHistory, train_flow
 from ._preprocessing import Preprocessor, cell_offsets
 from ._splitting import copy_groups, train_validation_split
-from ._threads import torch_threads
-from ._training import TrainingConfig, TrainingData, TrainingHistory, train_flow
 from ._weights import positive_weight_rows
 from .flows import COUPLINGS, MIXINGS, Flow, build_flow
 from .flows.dropout import mask_generator
@@ -83,9 +83,10 @@ _LOW_DIM_LEARNING_RATE, _LEARNING_RATE = 3e-3, 1e-3
 _LOW_DIM_MAX_FEATURES = 2
 # "auto" tol: training stops once the best validation NLL has improved by less than 1e-3 nats
 # per modelled feature over the last n_iter_no_change epochs (a window rule, see
-# ``_training``). Replayed on the validation curves of benchmarks/fit_cost.py, the earlier rule
-# (stop after 10 epochs without a new best by 1e-4 nats) spent 15-40% of each fit on gains of
-# at most 0.008 nats per feature. Measured in docs/benchmarks.md ("Time to a good density").
+# ``_engine.training``). Replayed on the validation curves of benchmarks/fit_cost.py, the
+# earlier rule (stop after 10 epochs without a new best by 1e-4 nats) spent 15-40% of each fit
+# on gains of at most 0.008 nats per feature. Measured in docs/benchmarks.md ("Time to a good
+# density").
 AUTO_TOL_PER_FEATURE = 1e-3
 _SMALL_DATA_MAX_ROWS = 10_000
 # (spline bins, dropout) of each "auto" regime.
@@ -549,7 +550,7 @@ class BaseFlowEstimator(BaseEstimator):
         Each chunk goes through ``before`` (numpy, e.g. the preprocessing), the flow and
         ``after`` (numpy, e.g. the inverse preprocessing) before the next one starts, so the
         memory used on top of the inputs and outputs is set by the chunk size, which follows
-        scikit-learn's ``working_memory`` (see :func:`~skflow._chunking.chunk_rows`).
+        scikit-learn's ``working_memory`` (see :func:`~skflow._engine.chunking.chunk_rows`).
         ``repeat``: ``before`` makes that many flow rows of each input row (their context
         rows are repeated to match), and ``after`` reduces them back to one.
 
@@ -699,7 +700,7 @@ class BaseFlowEstimator(BaseEstimator):
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self):
-        # No torch object in the state (see ``_persistence``): skops can save it, and a model
+        # No torch object in the state (see ``_engine.persistence``): skops can save it, and a model
         # trained on a GPU loads and scores on a CPU-only machine. A copy: on Python >= 3.11
         # the inherited __getstate__ hands back the live __dict__.
         return plain_state(super().__getstate__())

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-import skflow._training as training
+import skflow._engine.training as training
 from skflow import FlowDensity
-from skflow._averaging import ParameterAverage
+from skflow._engine.averaging import ParameterAverage
 
 
 def _module(value: float) -> torch.nn.Linear:

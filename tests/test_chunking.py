@@ -8,7 +8,7 @@ import sklearn
 import torch
 
 from skflow import FlowDensity, FlowSampler
-from skflow._chunking import (
+from skflow._engine.chunking import (
     FAST_CHUNK_BYTES_CPU,
     FAST_CHUNK_BYTES_OTHER,
     MAX_CHUNK_ROWS,

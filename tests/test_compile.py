@@ -17,8 +17,8 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
-import skflow._compiled_loss as compiled_loss
-import skflow._training as training
+import skflow._engine.compiled_loss as compiled_loss
+import skflow._engine.training as training
 import skflow.flows.dropout as dropout
 from skflow import FlowDensity, FlowSampler
 from skflow.flows import BitDropout

@@ -11,7 +11,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 import skflow._base
-import skflow._training
+import skflow._engine.training
 from skflow import FlowDensity, FlowOutlierDetector, FlowSampler
 
 from .conftest import TINY
@@ -29,7 +29,7 @@ class _Interrupt:
     """Raise KeyboardInterrupt on the n-th validation pass of the next fit (mid-training)."""
 
     def __init__(self, monkeypatch, after: int = 2) -> None:
-        real = skflow._training.evaluate_nll
+        real = skflow._engine.training.evaluate_nll
         self.calls = 0
 
         def interrupted(*args, **kwargs):
@@ -38,7 +38,7 @@ class _Interrupt:
                 raise KeyboardInterrupt
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(skflow._training, "evaluate_nll", interrupted)
+        monkeypatch.setattr(skflow._engine.training, "evaluate_nll", interrupted)
 
 
 def _fitted_state(est) -> dict:

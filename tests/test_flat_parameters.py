@@ -8,7 +8,7 @@ import pickle
 import pytest
 import torch
 
-from skflow._flat_parameters import FlatParameters
+from skflow._engine.flat_parameters import FlatParameters
 from skflow.flows import build_flow
 
 

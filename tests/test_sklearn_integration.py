@@ -101,8 +101,8 @@ def test_pickled_state_holds_no_torch_object(blobs_2d, tiny_params, warm_start):
 
 SKOPS_TRUSTED = {
     "skflow._preprocessing.Preprocessor",
-    "skflow._training.TrainingHistory",
-    "skflow._training.TrainingState",  # only with warm_start=True
+    "skflow._engine.training.TrainingHistory",
+    "skflow._engine.training.TrainingState",  # only with warm_start=True
 }
 
 

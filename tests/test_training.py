@@ -10,9 +10,9 @@ import pytest
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-import skflow._training as training
+import skflow._engine.training as training
 from skflow import FlowDensity
-from skflow._device import is_on
+from skflow._engine.device import is_on
 
 
 def test_early_stopping_keeps_best_weights(blobs_2d):

@@ -17,12 +17,12 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from tqdm.auto import tqdm
 
-from ._averaging import ParameterAverage
-from ._chunking import MAX_CHUNK_ROWS
-from ._compiled_loss import TrainingLoss
-from ._flat_parameters import FlatParameters
-from ._warnings import warn_at_caller
-from .flows import Flow
+from .._warnings import warn_at_caller
+from ..flows import Flow
+from .averaging import ParameterAverage
+from .chunking import MAX_CHUNK_ROWS
+from .compiled_loss import TrainingLoss
+from .flat_parameters import FlatParameters
 
 # How many times a non-finite loss may be recovered from before giving up.
 MAX_RECOVERIES = 8

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import torch
 
-from ._warnings import warn_at_caller
+from .._warnings import warn_at_caller
 
 # Dynamo keeps at most ``recompile_limit`` (8) graphs per compiled function and runs the rest
 # eagerly. Every architecture, batch size and dropout rate is a graph of its own here, so a

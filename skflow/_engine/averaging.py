@@ -38,7 +38,7 @@ class ParameterAverage:
     ----------
     parameters : torch.nn.Module or sequence of torch.Tensor
         The model being trained, or the tensors holding its parameters (for example the flat
-        tensor of :class:`~skflow._flat_parameters.FlatParameters`); read, never replaced.
+        tensor of :class:`~skflow._engine.flat_parameters.FlatParameters`); read, never replaced.
     span : float
         Time constant of the exponential average, in updates (>= 1).
     """

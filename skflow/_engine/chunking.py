@@ -14,7 +14,7 @@ from __future__ import annotations
 import sklearn
 import torch
 
-from .flows import Flow
+from ..flows import Flow
 
 # Above this many rows a chunk is no faster per row, only bigger.
 MAX_CHUNK_ROWS = 65536

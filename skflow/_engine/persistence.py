@@ -16,8 +16,8 @@ import dataclasses
 import numpy as np
 import torch
 
-from ._device import cpu_copy
-from .flows import flow_from_arrays, flow_to_arrays
+from ..flows import flow_from_arrays, flow_to_arrays
+from .device import cpu_copy
 
 
 def plain_state(state: dict) -> dict:
