@@ -77,7 +77,10 @@ def splits(name: str, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if name in SYNTHETIC_NAMES:
         X_train, X_val, X_test, true_logp = synthetic_splits(name, 5000, 5000, seed)
         return np.vstack([X_train, X_val]), X_test, true_logp
-    X_train, X_val, X_test = real_splits(name, seed)
+    found = real_splits(name, seed)
+    if found is None:
+        raise FileNotFoundError(f"data set {name!r} not found (see ../shared/data/README)")
+    X_train, X_val, X_test = found
     return np.vstack([X_train, X_val]), X_test, None
 
 

@@ -23,13 +23,13 @@ from ._engine.persistence import plain_state, restored_state
 from ._engine.threads import torch_threads
 from ._engine.training import TrainingConfig, TrainingData, TrainingHistory, train_flow
 from ._preprocessing import Preprocessor, cell_offsets
+from ._random_streams import SEED_MAX, derived_seed, derived_seeds
 from ._splitting import copy_groups, train_validation_split
 from ._weights import positive_weight_rows
 from .flows import COUPLINGS, MIXINGS, Flow, build_flow
 from .flows.dropout import mask_generator
 from .flows.transforms import reuse_mixing_matrices
 
-_SEED_MAX = np.iinfo(np.int32).max
 _GLOBAL_RNG_LOCK = threading.Lock()
 MAX_BINS = 512
 MAX_TAIL_BOUND = 1000.0
@@ -264,8 +264,9 @@ class BaseFlowEstimator(BaseEstimator):
             sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
         n_rows_given = X.shape[0]
         X, context, sample_weight = positive_weight_rows(X, context, sample_weight)
+        # The validation split draws from ``rng`` after these two seeds.
         rng = check_random_state(self.random_state)
-        init_seed, order_seed = (int(s) for s in rng.randint(_SEED_MAX, size=2))
+        init_seed, order_seed = derived_seeds(rng, "initialisation", "batch_order")
         warm = self.warm_start and hasattr(self, "flow_")
         if warm:
             self._check_same_architecture()
@@ -303,7 +304,7 @@ class BaseFlowEstimator(BaseEstimator):
         if warm and history.resume is None:
             # A warm start with no saved optimisation state (the last fit had warm_start=False):
             # new batches and dropout masks, not a replay of the first fit's.
-            order_seed = (order_seed + history.n_iter) % _SEED_MAX
+            order_seed = (order_seed + history.n_iter) % SEED_MAX
         # On the CPU whatever the device (see train_flow): same seed, same batches everywhere.
         generator = torch.Generator().manual_seed(order_seed)
         with torch_threads(self.n_jobs):
@@ -679,8 +680,7 @@ class BaseFlowEstimator(BaseEstimator):
         """
         n_latent = int(np.sum(self.preprocessor_.keep_))
         out = output_array(n_rows, self.n_features_in_)
-        seed = int(check_random_state(random_state).randint(_SEED_MAX))
-        generator = torch.Generator().manual_seed(seed)
+        generator = torch.Generator().manual_seed(derived_seed(random_state, "latent_draws"))
         for start in range(0, n_rows, SAMPLE_BLOCK_ROWS):
             stop = min(start + SAMPLE_BLOCK_ROWS, n_rows)
             latent = torch.randn(stop - start, n_latent, generator=generator, dtype=torch.float64)
@@ -692,8 +692,7 @@ class BaseFlowEstimator(BaseEstimator):
         return out
 
     def _sample_latent(self, n_samples: int, random_state, temperature: float = 1.0) -> np.ndarray:
-        seed = int(check_random_state(random_state).randint(_SEED_MAX))
-        generator = torch.Generator().manual_seed(seed)
+        generator = torch.Generator().manual_seed(derived_seed(random_state, "latent_draws"))
         n_latent = int(np.sum(self.preprocessor_.keep_))
         latent = torch.randn(n_samples, n_latent, generator=generator, dtype=torch.float64)
         return (latent * temperature).numpy()

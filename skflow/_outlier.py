@@ -8,13 +8,13 @@ from typing import ClassVar
 import numpy as np
 import torch
 from sklearn.base import OutlierMixin
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from ._atomic import atomic_fit
-from ._base import _SEED_MAX, BaseFlowEstimator
+from ._base import BaseFlowEstimator
 from ._docstrings import fill_flow_docs
+from ._random_streams import derived_seed
 
 # contamination="auto": flag the rows less likely than all but this fraction of the model's own
 # samples, i.e. outside the model's highest-density region holding 99% of its probability.
@@ -231,15 +231,13 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
         if n_fit >= n_rows:
             return None
         # A stream of its own, so the flow's seeds are those of a fit on the subset.
-        seed = int(check_random_state(self.random_state).randint(_SEED_MAX)) ^ 0x2545F491
+        seed = derived_seed(self.random_state, "training_subset")
         return np.sort(np.random.RandomState(seed).choice(n_rows, n_fit, replace=False))
 
     def _model_density_quantile(self, mass: float) -> float:
         """The log-density level below which the fitted model puts ``mass`` of its probability."""
         # Its own stream (derived from random_state), so sampling here changes nothing else.
-        rng = check_random_state(self.random_state)
-        seed = int(rng.randint(_SEED_MAX)) ^ 0x5F3759DF
-        generator = torch.Generator().manual_seed(seed)
+        generator = torch.Generator().manual_seed(derived_seed(self.random_state, "threshold_rows"))
         n_latent = int(np.sum(self.preprocessor_.keep_))
         latent = torch.randn(AUTO_N_SAMPLES, n_latent, generator=generator, dtype=torch.float64)
         # Scored as new rows are: mapped back to the units of X (discrete columns onto their

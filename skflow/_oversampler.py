@@ -17,10 +17,10 @@ from ._base import (
     TEMPERATURE_CONSTRAINT,
     BaseFlowEstimator,
 )
+from ._random_streams import derived_seed
 from ._resampling import (
     _STRATEGIES,
     _as_sampler_tags,
-    _generation_seed,
     _oversampling_targets,
     _resampling_labels,
     check_restorable_columns,
@@ -277,7 +277,7 @@ random_state, verbose, warm_start
         """
         check_restorable_columns(X)
         self.fit(X, y)
-        seed = _generation_seed(self.random_state)
+        seed = derived_seed(self.random_state, "generation")
         return self.sampler_._resample(
             X, y, self.sampling_strategy_, seed, self.latent_noise, self.temperature
         )

@@ -5,10 +5,8 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import type_of_target
 
-from ._base import _SEED_MAX
 from ._targets import _as_target_array
 
 _STRATEGIES = ("auto", "minority", "not minority", "not majority", "all")
@@ -80,15 +78,6 @@ def _oversampling_targets(strategy, classes: np.ndarray, counts: np.ndarray) -> 
 
 
 # ---------------------------------------------------------------------------------- FlowSampler
-
-
-def _generation_seed(random_state) -> int:
-    """The seed for generated rows: the third draw of ``random_state``'s stream.
-
-    An int seed gives ``fit`` its first two draws (weights, batch order); taking the third
-    keeps the latent draws independent of the initial weights while staying reproducible.
-    """
-    return int(check_random_state(random_state).randint(_SEED_MAX, size=3)[2])
 
 
 def _resampling_labels(y) -> np.ndarray:

@@ -25,8 +25,8 @@ from ._base import (
 from ._constraints import Count
 from ._docstrings import fill_flow_docs
 from ._preprocessing import column_moments
+from ._random_streams import derived_seed
 from ._resampling import (
-    _generation_seed,
     _oversampling_targets,
     _resampled_output,
     _resampling_labels,
@@ -881,7 +881,7 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         if self.target_type_ != "classes":  # pragma: no cover - _resampling_labels ensures it
             raise ValueError("fit_resample needs class labels")
         self.sampling_strategy_ = targets
-        seed = _generation_seed(self.random_state)
+        seed = derived_seed(self.random_state, "generation")
         return self._resample(X_in, y_in, targets, seed, latent_noise, temperature)
 
     def _resample(
