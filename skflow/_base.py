@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import os
 import threading
 from numbers import Integral, Real
 from typing import ClassVar
@@ -14,125 +13,30 @@ from scipy.special import logsumexp
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
-from ._constraints import Count
+from ._auto_defaults import (
+    auto_batch_size,
+    auto_learning_rate,
+    auto_tol,
+    resolve_regularisation,
+)
+from ._constraints import MAX_BINS, MAX_TAIL_BOUND, Count
 from ._engine.chunking import MAX_CHUNK_ROWS, chunk_rows
-from ._engine.device import cpu_copy, is_on, resolve_device, usable_device
+from ._engine.device import resolve_device, seed_cuda_generators, usable_device
+from ._engine.inference import run_flow
 from ._engine.persistence import plain_state, restored_state
 from ._engine.threads import torch_threads
 from ._engine.training import TrainingConfig, TrainingData, TrainingHistory, train_flow
+from ._input_checks import output_array, validate_X
 from ._preprocessing import Preprocessor, cell_offsets
 from ._random_streams import SEED_MAX, derived_seed, derived_seeds
 from ._splitting import copy_groups, train_validation_split
 from ._weights import positive_weight_rows
 from .flows import COUPLINGS, MIXINGS, Flow, build_flow
 from .flows.dropout import mask_generator
-from .flows.transforms import reuse_mixing_matrices
 
 _GLOBAL_RNG_LOCK = threading.Lock()
-MAX_BINS = 512
-MAX_TAIL_BOUND = 1000.0
-# ``temperature`` of sample() and the oversamplers: the scale of the latent draws. 1 draws from
-# the model; below 1 concentrates the draws near its modes (Glow's sampling temperature),
-# trading diversity for typical rows. (The open interval refuses infinity and NaN too.)
-TEMPERATURE_CONSTRAINT = Interval(Real, 0, None, closed="neither")
-# ``latent_noise`` of the oversamplers: None draws new rows from the model; a scale >= 0 moves
-# randomly chosen real rows of the class by that much Gaussian noise in the latent space (0
-# repeats them). The interval refuses infinity and NaN.
-LATENT_NOISE_CONSTRAINTS = [Interval(Real, 0, None, closed="left"), None]
-# The default: on the oversampling benchmark (docs/benchmarks.md) rows moved by a quarter of
-# the latent standard deviation kept a downstream classifier's ranking (average precision)
-# where rows drawn from the model had cost it, at the same balanced accuracy.
-DEFAULT_LATENT_NOISE = 0.25
-# The default batch: about 40 steps per epoch (n_train // 40), at least 64 rows and at most
-# 1024. Early stopping, the plateau schedule, the warm-up and the parameter average all count
-# in epochs, so a data set of a few thousand rows needs enough steps per epoch for those clocks
-# to mean anything: with the earlier floor of 256 rows, 1,200 rows got 5 steps per epoch, and
-# smaller batches gave a better test likelihood on all six real density benchmark sets (cardio
-# by 0.5 nats, digits by 2.0) for 1.5-2x the fit time. Above 10,240 rows nothing changed;
-# there the largest batch keeps each epoch of a large data set to fewer, fuller steps.
-# Measured in docs/benchmarks.md ("A smaller automatic batch on small data").
-_AUTO_BATCH_MIN, _AUTO_BATCH_MAX, _AUTO_STEPS_PER_EPOCH = 64, 1024, 40
-# With one or two features (the "low_dim" regime below: no dropout, so no mask noise to average
-# over) a step costs about the same at 140 rows as at 512, so "auto" takes about 10 steps per
-# epoch of at most 512 rows, at learning rate 3e-3. On the three 2-D benchmark sets (5,625
-# training rows) over data seeds 1 and 2 that fitted 1.8-2.8x faster for a test NLL 0.0008
-# nats better on average (worst +0.004); on seed 0, 0.002-0.007 worse. Batches of
-# n_train // 10 uncapped (562 rows there) lost 0.02-0.03 nats, probably to the 5-row last
-# batch of each epoch at the larger rate. Measured in docs/benchmarks.md ("Time to a good
-# density").
-_LOW_DIM_STEPS_PER_EPOCH, _LOW_DIM_BATCH_MAX = 10, 512
-_LOW_DIM_LEARNING_RATE, _LEARNING_RATE = 3e-3, 1e-3
-# "auto" spline bins and dropout. With one or two features every conditioner sees one input
-# feature (or none): a smooth function of one variable that thousands of rows pin down, so
-# dropout only blurs it, and finer splines add few parameters. With more features the
-# conditioners see many inputs and over-fit within a few epochs: coarse splines and heavy
-# dropout (4 bins, 0.5) gave a better test likelihood on 7 of the 8 benchmark sets with 5+
-# features and on a 16-D synthetic set at 5,000 to 100,000 rows, but need about three times
-# the epochs. Up to 10,000 rows that keeps a default fit within about a minute on two cores
-# (10,000 x 16: 45 s; at 20,000 x 16 it took 98 s against 39 s for the lighter setting, since
-# the principal-component initialisation of the first LU layer); above, an epoch is expensive
-# and the lighter setting (8 bins, 0.2) converges faster.
-# Conditional flows (FlowSampler with y) keep the lighter setting: with unweighted classes,
-# rows generated for cardio's minority class under the heavy setting trained a classifier to
-# 59% of its real-data score instead of 74% (probably because dropout also hides the
-# condition from the conditioners; measured before balanced class weights became the default).
-# Measured in docs/benchmarks.md ("Defaults for one or two features", "Heavier
-# regularisation by default").
-_LOW_DIM_MAX_FEATURES = 2
-# "auto" tol: training stops once the best validation NLL has improved by less than 1e-3 nats
-# per modelled feature over the last n_iter_no_change epochs (a window rule, see
-# ``_engine.training``). Replayed on the validation curves of benchmarks/fit_cost.py, the
-# earlier rule (stop after 10 epochs without a new best by 1e-4 nats) spent 15-40% of each fit
-# on gains of at most 0.008 nats per feature. Measured in docs/benchmarks.md ("Time to a good
-# density").
-AUTO_TOL_PER_FEATURE = 1e-3
-_SMALL_DATA_MAX_ROWS = 10_000
-# (spline bins, dropout) of each "auto" regime.
-_AUTO_REGULARISATION = {"low_dim": (16, 0.0), "heavy": (4, 0.5), "light": (8, 0.2)}
-# "auto" input dropout: in the heavy regime with fewer than 200 rows per feature, a
-# conditioner has many inputs and few rows to tell the informative ones from noise, and learns
-# the noise. Dropping its inputs (0.3) improved the test likelihood on three seeds of the
-# benchmark sets in that range: Waveform by 0.15-0.18 nats each time, satellite by 0.04-0.20,
-# digits on average by 0.09 and cardio by 0.01 (both mixed). With more rows per feature the
-# conditioners can learn real dependencies, and hiding inputs cost pendigits (336 rows per
-# feature) 2.2 nats, annthyroid (889) 0.16 and the 10-D funnel (625) a threefold KL gap.
-# Measured in docs/benchmarks.md ("Input dropout").
-_INPUT_DROPOUT_MAX_ROWS_PER_FEATURE = 200
-_AUTO_INPUT_DROPOUT = 0.3
-
-
-def _auto_regime(n_features: int, n_samples: int, conditional: bool) -> str:
-    """Which "auto" bins/dropout pair data of this shape get (see the comment above)."""
-    if n_features <= _LOW_DIM_MAX_FEATURES:
-        return "low_dim"
-    if conditional or n_samples > _SMALL_DATA_MAX_ROWS:
-        return "light"
-    return "heavy"
-
-
-def resolve_regularisation(
-    n_bins: int | str,
-    dropout: float | str,
-    input_dropout: float | str,
-    n_features: int,
-    n_samples: int,
-    conditional: bool = False,
-) -> tuple[int, float, float]:
-    """Spline bins, conditioner dropout and input dropout: each as given, or its "auto"
-    choice for the data's shape (see the comments above)."""
-    regime = _auto_regime(n_features, n_samples, conditional)
-    auto_bins, auto_dropout = _AUTO_REGULARISATION[regime]
-    few_rows = n_samples < _INPUT_DROPOUT_MAX_ROWS_PER_FEATURE * n_features
-    auto_input_dropout = _AUTO_INPUT_DROPOUT if regime == "heavy" and few_rows else 0.0
-    return (
-        auto_bins if n_bins == "auto" else int(n_bins),
-        auto_dropout if dropout == "auto" else float(dropout),
-        auto_input_dropout if input_dropout == "auto" else float(input_dropout),
-    )
-
-
 # Parameters the fitted modules and preprocessing are built from; a warm start cannot change
 # them (training parameters such as max_iter or learning_rate_init it can).
 _ARCHITECTURE_PARAMS = (
@@ -197,34 +101,7 @@ class BaseFlowEstimator(BaseEstimator):
     # ------------------------------------------------------------------ input validation
     def _validate_X(self, X, reset: bool) -> np.ndarray:
         """Validate ``X`` at the boundary: dense, numeric, finite, float64, >= 2 rows on fit."""
-        _check_integers_fit_float64(X)
-        try:
-            return validate_data(
-                self,
-                X,
-                reset=reset,
-                dtype=np.float64,
-                ensure_min_samples=2 if reset else 1,
-                accept_sparse=False,
-            )
-        except (ValueError, TypeError) as error:
-            # numpy and pandas word a failed cast in several ways (a DTypePromotionError, the
-            # one datetime columns give, is a TypeError); none of them names the column.
-            casting = ("could not convert", "argument must be", "Cannot cast", "DType")
-            if isinstance(error, TypeError):
-                # Only numpy's failed promotions (a DTypePromotionError; before numpy 1.25 a
-                # plain TypeError saying so): other TypeErrors (a dict in an object array)
-                # stay TypeErrors, as scikit-learn's estimator checks expect.
-                casting = ("DTypePromotionError", "could not be promoted")
-            if not any(phrase in f"{type(error).__name__}: {error}" for phrase in casting):
-                raise
-            columns = _non_numeric_columns(X)
-            named = f" (non-numeric column(s): {columns})" if columns else ""
-            raise ValueError(
-                f"{type(self).__name__} needs numeric X{named}; encode non-numeric columns "
-                "first (e.g. with sklearn.preprocessing.OneHotEncoder). Original error: "
-                f"{error}"
-            ) from error
+        return validate_X(self, X, reset)
 
     def _validate_latent(self, Z) -> np.ndarray:
         """Validate latent points for ``inverse_transform`` (same width as X, finite)."""
@@ -444,9 +321,9 @@ class BaseFlowEstimator(BaseEstimator):
         if device.type == "cuda":
             # torch's dropout on CUDA draws from the device's global generator: fork it.
             with torch.random.fork_rng(devices=[device]):
-                _seed_cuda_generators(device, seed, resumed)
+                seed_cuda_generators(device, seed, resumed)
                 trained = train_with_dropout_stream()
-                state = _seed_cuda_generators(device)
+                state = seed_cuda_generators(device)
         else:
             # On the CPU the masks draw from a generator of this fit's own (thread-safe).
             dropout_generator = torch.Generator().manual_seed(seed)
@@ -508,27 +385,20 @@ class BaseFlowEstimator(BaseEstimator):
         self, n_train: int, n_features: int, eval_chunk: int = MAX_CHUNK_ROWS
     ) -> TrainingConfig:
         """The optimisation settings, with the "auto" ones resolved for data of this shape."""
-        low_dim = n_features <= _LOW_DIM_MAX_FEATURES
-        if self.batch_size == "auto":
-            steps, most = (
-                (_LOW_DIM_STEPS_PER_EPOCH, _LOW_DIM_BATCH_MAX)
-                if low_dim
-                else (_AUTO_STEPS_PER_EPOCH, _AUTO_BATCH_MAX)
-            )
-            batch = int(np.clip(n_train // steps, _AUTO_BATCH_MIN, most))
-        else:
-            batch = int(self.batch_size)
+        batch = self.batch_size
+        if batch == "auto":
+            batch = auto_batch_size(n_train, n_features)
         learning_rate = self.learning_rate_init
         if learning_rate == "auto":
-            learning_rate = _LOW_DIM_LEARNING_RATE if low_dim else _LEARNING_RATE
+            learning_rate = auto_learning_rate(n_features)
         return TrainingConfig(
             max_iter=self.max_iter,
-            batch_size=min(batch, n_train),
+            batch_size=min(int(batch), n_train),
             learning_rate_init=float(learning_rate),
             weight_decay=self.weight_decay,
             early_stopping=self.early_stopping,
             n_iter_no_change=self.n_iter_no_change,
-            tol=AUTO_TOL_PER_FEATURE * n_features if self.tol == "auto" else float(self.tol),
+            tol=auto_tol(n_features) if self.tol == "auto" else float(self.tol),
             verbose=int(self.verbose),
             eval_chunk=eval_chunk,
             compile=self.compile,
@@ -546,56 +416,20 @@ class BaseFlowEstimator(BaseEstimator):
         after=None,
         repeat: int = 1,
     ) -> np.ndarray:
-        """Run ``flow_.<method>`` over ``inputs`` in chunks; return float64 numpy.
-
-        Each chunk goes through ``before`` (numpy, e.g. the preprocessing), the flow and
-        ``after`` (numpy, e.g. the inverse preprocessing) before the next one starts, so the
-        memory used on top of the inputs and outputs is set by the chunk size, which follows
-        scikit-learn's ``working_memory`` (see :func:`~skflow._engine.chunking.chunk_rows`).
-        ``repeat``: ``before`` makes that many flow rows of each input row (their context
-        rows are repeated to match), and ``after`` reduces them back to one.
-
-        The flow runs in float32 on the model's device; rows whose result is not finite
-        (inputs so far out that float32 overflows) are recomputed in float64 on the CPU, so
-        far-away points get a very low but finite log-density instead of ``-inf`` or NaN.
-        Rows that overflow even float64 are settled by :func:`_beyond_float64`.
-        """
+        """``flow_.<method>`` over ``inputs`` in chunks, on the model's device (see
+        :func:`~skflow._engine.inference.run_flow`)."""
         check_is_fitted(self, "flow_")
-        device = usable_device(self.device_)
-        flow = self.flow_ if is_on(self.flow_, device) else self.flow_.to(device)
-        # eval() sets the flag on every submodule through nn.Module.__setattr__ (~0.1 ms);
-        # a fitted flow is already in evaluation mode, so only pay that when it is not.
-        if any(module.training for module in flow.modules()):
-            flow.eval()
-        flow64 = None
-        chunk = max(1, chunk_rows(flow) // repeat)
-        results = []
-        with torch_threads(self.n_jobs), reuse_mixing_matrices():
-            for start in range(0, max(len(inputs), 1), chunk):
-                rows = inputs[start : start + chunk]
-                rows = rows if before is None else before(rows)
-                ctx = None if context is None else context[start : start + chunk]
-                if ctx is not None and repeat > 1:
-                    ctx = np.repeat(ctx, repeat, axis=0)
-                out = _call(flow, method, rows, ctx, device, torch.float32)
-                bad = ~np.isfinite(out).reshape(len(out), -1).all(axis=1)
-                if np.any(bad):
-                    if flow64 is None:
-                        flow64 = copy.deepcopy(cpu_copy(flow)).double()
-                    out[bad] = _beyond_float64(
-                        method,
-                        rows[bad] if ctx is None else np.hstack([rows[bad], ctx[bad]]),
-                        _call(
-                            flow64,
-                            method,
-                            rows[bad],
-                            None if ctx is None else ctx[bad],
-                            torch.device("cpu"),
-                            torch.float64,
-                        ),
-                    )
-                results.append(out if after is None else after(out))
-        return np.concatenate(results, axis=0)
+        with torch_threads(self.n_jobs):
+            return run_flow(
+                self.flow_,
+                usable_device(self.device_),
+                method,
+                inputs,
+                context,
+                before=before,
+                after=after,
+                repeat=repeat,
+            )
 
     def _log_density(self, X: np.ndarray, context: np.ndarray | None = None) -> np.ndarray:
         """``log p(x)`` (given ``context``) of validated rows, in the units of X.
@@ -716,155 +550,3 @@ _CONDITION_REACH = 100.0
 SAMPLE_BLOCK_ROWS = 2**16
 
 
-def check_output_fits(n_rows: int, n_columns: int) -> None:
-    """Refuse, naming its size, a float64 (n_rows, n_columns) result larger than the machine.
-
-    ``sample(10**12)`` was a raw allocation error from deep inside torch; this says so before
-    anything is done.
-    """
-    needed = float(n_rows) * n_columns * 8
-    try:
-        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): numpy will say
-        return
-    if needed > physical:
-        raise ValueError(
-            f"the {n_rows:,} requested rows of {n_columns} float64 columns need "
-            f"{needed / 2**30:,.1f} GiB, more than this machine's {physical / 2**30:,.1f} GiB "
-            "of memory; draw fewer rows per call (calls with different random_state values "
-            "give independent rows)"
-        )
-
-
-def output_array(n_rows: int, n_columns: int) -> np.ndarray:
-    """An empty float64 (n_rows, n_columns) array, or a ValueError naming its size."""
-    check_output_fits(n_rows, n_columns)
-    try:
-        return np.empty((n_rows, n_columns))
-    except MemoryError as error:
-        raise ValueError(
-            f"the {n_rows:,} requested rows of {n_columns} float64 columns cannot be "
-            "allocated; draw fewer rows per call"
-        ) from error
-
-
-# Integers up to 2**53 are exact in float64; beyond, neighbouring integers share a float.
-_FLOAT64_EXACT_INTEGERS = 2**53
-
-
-def _check_integers_fit_float64(X) -> None:
-    """Refuse integer columns whose distinct values float64 would merge.
-
-    The flow computes in floating point, so every column is cast to float64; integers beyond
-    2**53 (identifiers, nanosecond timestamps) lose their last digits, and distinct values
-    would silently become equal (a column of them then looked constant).
-    """
-    # Only integer columns are looked at, so float data (every scoring call) pass at once.
-    if hasattr(X, "dtypes") and hasattr(X, "columns"):
-        integer = [name for name, dtype in X.dtypes.items() if getattr(dtype, "kind", "") in "iu"]
-        columns = [(name, X[name].to_numpy()) for name in integer]
-    elif isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "iu":
-        columns = list(enumerate(X.T))
-    else:
-        return
-    merged = []
-    for name, column in columns:
-        try:
-            as_float = column.astype(np.float64)
-        except (TypeError, ValueError):  # missing values (pd.NA): validate_data names them
-            continue
-        if column.size == 0 or float(np.max(np.abs(as_float))) <= _FLOAT64_EXACT_INTEGERS:
-            continue
-        n_exact, n_float = len(np.unique(column)), len(np.unique(as_float))
-        if n_float < n_exact:
-            merged.append(f"{name!r} ({n_exact} distinct integers, {n_float} in float64)")
-    if merged:
-        raise ValueError(
-            "X has integer column(s) with values beyond 2**53 that float64 cannot represent "
-            f"exactly, so distinct values would become equal: {', '.join(merged)}. skflow "
-            "models columns as floating-point numbers; drop identifier-like columns, or "
-            "subtract an offset (e.g. the column's minimum) first."
-        )
-
-
-def _non_numeric_columns(X) -> list:
-    """Names of a DataFrame's columns that hold neither numbers nor booleans (else [])."""
-    dtypes = getattr(X, "dtypes", None)
-    if dtypes is None or not hasattr(dtypes, "items"):
-        return []
-    names = []
-    for name, dtype in dtypes.items():
-        # A categorical column is as numeric as its categories.
-        categories = getattr(dtype, "categories", None)
-        kind = categories.dtype.kind if categories is not None else getattr(dtype, "kind", "O")
-        if kind not in "biuf":
-            names.append(name)
-    return names
-
-
-# Rows within this many standard deviations of the training mean get finite results in
-# float64 (the tests score rows at 1e6); one nearer than that which still fails is a bug, not
-# an overflow.
-_FINITE_REACH = 1e6
-
-
-def _beyond_float64(method: str, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Settle the rows whose float64 result is still not finite (``out`` is changed in place).
-
-    ``rows`` are the flow's inputs, standardised, with their (encoded) conditions beside them.
-    Only rows absurdly far out get there (|x| of about 1e154 standard deviations or more,
-    e.g. a fill value of 1e300, or a condition as far from those seen in fit): their
-    log-density lies below -1.8e308, the most negative
-    float64, so it is returned as ``-inf`` (never NaN, which ``inf - inf`` in the flow would
-    otherwise give), and an outlier detector then calls them outliers. Their latent points
-    cannot be represented at all, so ``transform`` refuses them; ``inverse`` results are left
-    to the caller, which says which latent points were too far out.
-    """
-    overflowed = ~np.isfinite(out).reshape(len(out), -1).all(axis=1)
-    if method == "inverse" or not np.any(overflowed):
-        return out
-    reach = np.abs(rows[overflowed]).max(axis=1)
-    n_near = int(np.sum(reach < _FINITE_REACH))
-    if n_near:
-        raise RuntimeError(
-            f"skflow: the flow's {method} is not finite in float64 for {n_near} row(s) within "
-            f"{_FINITE_REACH:g} standard deviations of the mean; this is a bug, please report it"
-        )
-    if method == "log_prob":
-        out[overflowed] = -np.inf
-        return out
-    raise ValueError(
-        f"{int(overflowed.sum())} row(s) lie so far out (up to {float(reach.max()):.3g} "
-        "standard deviations from the training data's mean) that their latent points "
-        "overflow float64; such values (fill values like 1e300?) cannot be transformed"
-    )
-
-
-def _seed_cuda_generators(
-    device: torch.device, seed: int | None = None, state: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Seed the global generators (CUDA dropout draws from the device's), then restore the
-    device's ``state`` if given; return that generator's state. Called inside ``fork_rng``,
-    so the user's streams are untouched."""
-    with torch.cuda.device(device):
-        if seed is not None:
-            torch.default_generator.manual_seed(seed)
-            torch.cuda.manual_seed(seed)
-        if state is not None:
-            torch.cuda.set_rng_state(state)
-        return torch.cuda.get_rng_state()
-
-
-def _call(flow: Flow, method: str, rows: np.ndarray, context, device, dtype) -> np.ndarray:
-    """``flow.<method>`` on one chunk of numpy rows, without autograd; float64 numpy out."""
-    with torch.inference_mode():
-        # torch.tensor copies: inputs may be read-only (a broadcast context, joblib memmaps).
-        x = torch.tensor(rows, dtype=dtype, device=device)
-        ctx = None if context is None else torch.tensor(context, dtype=dtype, device=device)
-        if method == "log_prob":
-            out = flow.log_prob(x, ctx)
-        elif method == "forward":
-            out = flow.forward(x, ctx)[0]
-        else:
-            out = flow.inverse(x, ctx)
-        return out.to("cpu", torch.float64).numpy()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from numbers import Integral
+from numbers import Integral, Real
 
 from sklearn.utils._param_validation import Interval
 
@@ -21,3 +21,15 @@ class Count(Interval):
 
     def is_satisfied_by(self, val) -> bool:
         return not isinstance(val, bool) and super().is_satisfied_by(val)
+
+
+MAX_BINS = 512
+MAX_TAIL_BOUND = 1000.0
+# ``temperature`` of sample() and the oversamplers: the scale of the latent draws. 1 draws from
+# the model; below 1 concentrates the draws near its modes (Glow's sampling temperature),
+# trading diversity for typical rows. (The open interval refuses infinity and NaN too.)
+TEMPERATURE_CONSTRAINT = Interval(Real, 0, None, closed="neither")
+# ``latent_noise`` of the oversamplers: None draws new rows from the model; a scale >= 0 moves
+# randomly chosen real rows of the class by that much Gaussian noise in the latent space (0
+# repeats them). The interval refuses infinity and NaN.
+LATENT_NOISE_CONSTRAINTS = [Interval(Real, 0, None, closed="left"), None]

@@ -8,8 +8,8 @@ from sklearn.utils._param_validation import validate_params
 from sklearn.utils.validation import check_is_fitted
 
 from ._atomic import atomic_fit
-from ._base import TEMPERATURE_CONSTRAINT, BaseFlowEstimator
-from ._constraints import Count
+from ._base import BaseFlowEstimator
+from ._constraints import TEMPERATURE_CONSTRAINT, Count
 from ._docstrings import fill_flow_docs
 
 

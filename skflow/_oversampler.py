@@ -11,12 +11,9 @@ from sklearn.base import OneToOneFeatureMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._atomic import atomic_fit
-from ._base import (
-    DEFAULT_LATENT_NOISE,
-    LATENT_NOISE_CONSTRAINTS,
-    TEMPERATURE_CONSTRAINT,
-    BaseFlowEstimator,
-)
+from ._auto_defaults import DEFAULT_LATENT_NOISE
+from ._base import BaseFlowEstimator
+from ._constraints import LATENT_NOISE_CONSTRAINTS, TEMPERATURE_CONSTRAINT
 from ._random_streams import derived_seed
 from ._resampling import (
     _STRATEGIES,

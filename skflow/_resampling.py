@@ -7,6 +7,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils.multiclass import type_of_target
 
+from ._input_checks import dtype_kind, non_numeric_columns
 from ._targets import _as_target_array
 
 _STRATEGIES = ("auto", "minority", "not minority", "not majority", "all")
@@ -152,25 +153,14 @@ def check_restorable_columns(X_in) -> None:
     Generated values are floats; they go back into float, integer (rounded), boolean and
     numeric categorical columns (snapped to the nearest category), nullable or not.
     """
-    if not (hasattr(X_in, "iloc") and hasattr(X_in, "dtypes")):
+    if not hasattr(X_in, "iloc"):
         return
-    unsupported = []
-    for name, dtype in X_in.dtypes.items():
-        categories = getattr(dtype, "categories", None)
-        kind = categories.dtype.kind if categories is not None else _dtype_kind(dtype)
-        if kind not in "biuf":
-            unsupported.append(f"{name!r} ({dtype})")
+    unsupported = [f"{name!r} ({dtype})" for name, dtype in non_numeric_columns(X_in)]
     if unsupported:
         raise ValueError(
             "fit_resample returns the DataFrame's own dtypes, but generated rows cannot be "
             f"written into column(s) {', '.join(unsupported)}; encode them as numbers first"
         )
-
-
-def _dtype_kind(dtype) -> str:
-    """numpy's kind letter of a numpy or pandas extension dtype (nullable Int64: 'i')."""
-    numpy_dtype = getattr(dtype, "numpy_dtype", dtype)
-    return getattr(numpy_dtype, "kind", "O")
 
 
 def _frame_like(X_in, values: np.ndarray):
@@ -195,10 +185,10 @@ def _frame_like(X_in, values: np.ndarray):
                 categories=categories,
                 ordered=dtype.ordered,
             )
-        elif _dtype_kind(dtype) in "biu":
+        elif dtype_kind(dtype) in "biu":
             numbers = original.to_numpy(dtype=np.float64)
             new = np.clip(np.round(generated), numbers.min(), numbers.max())
-            new = new.astype(bool) if _dtype_kind(dtype) == "b" else new
+            new = new.astype(bool) if dtype_kind(dtype) == "b" else new
         else:
             new = generated
         parts.append(pd.concat([original, pd.Series(new).astype(dtype)], ignore_index=True))

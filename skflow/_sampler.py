@@ -15,15 +15,11 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from ._atomic import atomic_fit
-from ._base import (
-    DEFAULT_LATENT_NOISE,
-    LATENT_NOISE_CONSTRAINTS,
-    TEMPERATURE_CONSTRAINT,
-    BaseFlowEstimator,
-    check_output_fits,
-)
-from ._constraints import Count
+from ._auto_defaults import DEFAULT_LATENT_NOISE
+from ._base import BaseFlowEstimator
+from ._constraints import LATENT_NOISE_CONSTRAINTS, TEMPERATURE_CONSTRAINT, Count
 from ._docstrings import fill_flow_docs
+from ._input_checks import check_output_fits
 from ._preprocessing import column_moments
 from ._random_streams import derived_seed
 from ._resampling import (

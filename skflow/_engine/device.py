@@ -77,3 +77,18 @@ def cpu_copy(module: torch.nn.Module) -> torch.nn.Module:
     torch.save(module, buffer)
     buffer.seek(0)
     return torch.load(buffer, map_location="cpu", weights_only=False)
+
+
+def seed_cuda_generators(
+    device: torch.device, seed: int | None = None, state: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Seed the global generators (CUDA dropout draws from the device's), then restore the
+    device's ``state`` if given; return that generator's state. Called inside ``fork_rng``,
+    so the user's streams are untouched."""
+    with torch.cuda.device(device):
+        if seed is not None:
+            torch.default_generator.manual_seed(seed)
+            torch.cuda.manual_seed(seed)
+        if state is not None:
+            torch.cuda.set_rng_state(state)
+        return torch.cuda.get_rng_state()
