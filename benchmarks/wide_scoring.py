@@ -2,7 +2,7 @@
 
 2,000 rows x 1,555 binary columns (10% ones), default ``FlowDensity`` fitted for one epoch, then
 ``score_samples`` of 20 rows twice: as skflow runs it (each LU layer's d x d matrix built once
-per call, ``skflow.flows.transforms.reuse_mixing_matrices``) and with that reuse switched off,
+per call, ``skflow.flows.mixing.reuse_mixing_matrices``) and with that reuse switched off,
 so the matrices are rebuilt for every chunk of rows (each row is scored at 32 cell points, so a
 chunk holds about one row at this width). Example: ``python benchmarks/wide_scoring.py``
 (about 3 minutes on two cores, mostly the fit).
@@ -22,7 +22,7 @@ if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
 from skflow import FlowDensity  # noqa: E402
-from skflow.flows.transforms import LULinear  # noqa: E402
+from skflow.flows.mixing import LULinear  # noqa: E402
 
 
 def main() -> int:

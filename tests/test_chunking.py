@@ -55,7 +55,7 @@ def test_cpu_chunks_are_sized_for_the_cache_and_others_larger():
 
 def test_a_flow_without_parameters_gets_the_cpu_chunk():
     from skflow.flows import Flow
-    from skflow.flows.transforms import Permutation
+    from skflow.flows.mixing import Permutation
 
     flow = Flow([Permutation(4)], 4)
     assert chunk_rows(flow) == min(
@@ -137,7 +137,7 @@ def test_mixing_matrices_are_built_once_per_call_not_once_per_chunk(monkeypatch)
     LU layers' d x d matrices must be built once per scoring call, not for every chunk (at
     1,555 columns that made scoring take about 2 s per row), and afresh in the next call, so a
     changed weight is always seen."""
-    from skflow.flows.transforms import LULinear
+    from skflow.flows.mixing import LULinear
 
     rng = np.random.default_rng(0)
     X = (rng.random((400, 40)) < 0.3).astype(float)

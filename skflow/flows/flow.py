@@ -8,21 +8,15 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .transforms import (
-    ActNorm,
-    AdditiveMap,
-    AffineMap,
-    ContextAffine,
-    Coupling,
-    LULinear,
-    Permutation,
-    SinhArcsinh,
-    SplineMap,
-    awaiting_init,
-)
+from .base import Transform, awaiting_init
+from .coupling import ELEMENT_MAPS, Coupling
+from .mixing import MIXING_LAYERS
+from .normalisation import ActNorm, ContextAffine
+from .tails import SinhArcsinh
 
-COUPLINGS = ("additive", "affine", "spline")
-MIXINGS = ("lu", "permutation", "none")
+# The names the ``coupling`` and ``mixing`` parameters take (see the registries).
+COUPLINGS = tuple(ELEMENT_MAPS)
+MIXINGS = tuple(MIXING_LAYERS)
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
@@ -31,13 +25,14 @@ class Flow(nn.Module):
 
     Parameters
     ----------
-    transforms : sequence of nn.Module
-        Layers applied in order in the normalizing (data -> latent) direction.
+    transforms : sequence of Transform
+        Layers (see :mod:`skflow.flows.base` for what a layer implements), applied in order
+        in the normalizing (data -> latent) direction.
     features : int
         Dimension of the data.
     """
 
-    def __init__(self, transforms: Sequence[nn.Module], features: int) -> None:
+    def __init__(self, transforms: Sequence[Transform], features: int) -> None:
         super().__init__()
         self.transforms = nn.ModuleList(transforms)
         self.features = int(features)
@@ -87,14 +82,7 @@ class Flow(nn.Module):
         Evaluation code divides its memory budget by this to choose how many rows to process
         at once.
         """
-        widest = max(
-            (
-                layer.working_floats_per_row()
-                for layer in self.transforms
-                if hasattr(layer, "working_floats_per_row")
-            ),
-            default=0,
-        )
+        widest = max((layer.working_floats_per_row() for layer in self.transforms), default=0)
         itemsize = torch.empty((), dtype=dtype).element_size()
         return itemsize * (widest + 16 * self.features)
 
@@ -200,14 +188,9 @@ def build_flow(
         raise ValueError(f"coupling must be one of {COUPLINGS}, got {coupling!r}")
     if mixing not in MIXINGS:
         raise ValueError(f"mixing must be one of {MIXINGS}, got {mixing!r}")
-    if coupling == "additive":
-        element_map = AdditiveMap()
-    elif coupling == "affine":
-        element_map = AffineMap(scale_limit)
-    else:
-        element_map = SplineMap(n_bins, tail_bound, scale_limit)
-
-    layers: list[nn.Module] = []
+    element_map = ELEMENT_MAPS[coupling](n_bins, tail_bound, scale_limit)
+    make_mixing = MIXING_LAYERS[mixing] if features > 1 else None
+    layers: list[Transform] = []
     if context_features:
         layers.append(ContextAffine(features, context_features, scale_limit))
     for index in range(n_transforms):
@@ -215,13 +198,8 @@ def build_flow(
             layers.append(ActNorm(features))
         if index == 0 and tail_transform:
             layers.append(SinhArcsinh(features))
-        if features > 1 and mixing == "lu":
-            # The first whitens onto interleaved principal components; the later ones start
-            # near the identity, so the couplings keep seeing the leading components split
-            # between their two halves (see LULinear).
-            layers.append(LULinear(features, generator, "pca" if index == 0 else "whitening"))
-        elif features > 1 and mixing == "permutation":
-            layers.append(Permutation(features, generator))
+        if make_mixing is not None:
+            layers.append(make_mixing(features, generator, index))
         layers.append(
             Coupling(
                 features,
