@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import threading
 from numbers import Integral, Real
 from typing import ClassVar
@@ -55,8 +56,13 @@ _ARCHITECTURE_PARAMS = (
 class BaseFlowEstimator(BaseEstimator):
     """Shared machinery of the flow estimators; not part of the public API.
 
-    Subclasses list every parameter in their own ``__init__`` (scikit-learn reads the signature)
-    and call :meth:`_fit_flow` from ``fit``.
+    Its ``__init__`` is the one declaration of the flow parameters the estimators share,
+    with ``FlowDensity``'s defaults. An estimator with parameters of its own or other
+    defaults writes the whole signature out (scikit-learn reads an estimator's parameters from
+    its ``__init__``), stores its own parameters and hands the shared ones on with
+    ``super().__init__(**shared_flow_arguments(locals()))``; ``tests/test_parameters.py``
+    checks that every signature, default and docstring agrees with this one. Subclasses call
+    :meth:`_fit_flow` from ``fit``.
     """
 
     # What fitting does with a constant column: "error" (a density estimator cannot model a
@@ -97,6 +103,69 @@ class BaseFlowEstimator(BaseEstimator):
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
     }
+
+    def __new__(cls, *args, **kwargs):
+        # Parameters are keyword-only (as in scikit-learn); Python's own error would name
+        # BaseFlowEstimator.__init__ and no parameter, so say which keywords were meant.
+        if args:
+            names = list(inspect.signature(cls.__init__).parameters)[1:]
+            meant = ", ".join(f"{name}={value!r}" for name, value in zip(names, args, strict=False))
+            raise TypeError(
+                f"{cls.__name__} takes its parameters by keyword only, as scikit-learn's "
+                f"estimators do: write {cls.__name__}({meant})"
+            )
+        return super().__new__(cls)
+
+    def __init__(
+        self,
+        *,
+        coupling: str = "spline",
+        n_transforms: int = 8,
+        hidden_layer_sizes=(128, 128),
+        n_bins: int | str = "auto",
+        tail_bound: float = 5.0,
+        mixing: str = "lu",
+        max_iter: int = 300,
+        batch_size="auto",
+        learning_rate_init: float | str = "auto",
+        weight_decay: float = 1e-5,
+        dropout: float | str = "auto",
+        input_dropout: float | str = "auto",
+        early_stopping: bool = True,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        tol: float | str = "auto",
+        discrete_features="auto",
+        device="auto",
+        compile: bool = False,
+        n_jobs: int | None = None,
+        random_state=None,
+        verbose: int = 0,
+        warm_start: bool = False,
+    ) -> None:
+        self.coupling = coupling
+        self.n_transforms = n_transforms
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.n_bins = n_bins
+        self.tail_bound = tail_bound
+        self.mixing = mixing
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.weight_decay = weight_decay
+        self.dropout = dropout
+        self.input_dropout = input_dropout
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.discrete_features = discrete_features
+        self.device = device
+        self.compile = compile
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
 
     # ------------------------------------------------------------------ input validation
     def _validate_X(self, X, reset: bool) -> np.ndarray:
@@ -541,6 +610,15 @@ class BaseFlowEstimator(BaseEstimator):
     def __setstate__(self, state):
         super().__setstate__(restored_state(state))
 
+
+
+def shared_flow_arguments(arguments: dict) -> dict:
+    """The shared flow parameters (those of ``BaseFlowEstimator.__init__``) out of a
+    subclass ``__init__``'s ``locals()``."""
+    return {name: arguments[name] for name in FLOW_PARAMETER_NAMES}
+
+
+FLOW_PARAMETER_NAMES = tuple(inspect.signature(BaseFlowEstimator.__init__).parameters)[1:]
 
 # Encoded conditions further than this many standard deviations from those seen in fit are
 # named as the cause when rows cannot be mapped back (rather than the latent points).

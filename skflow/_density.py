@@ -64,56 +64,6 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
     (4, 2)
     """
 
-    def __init__(
-        self,
-        coupling: str = "spline",
-        n_transforms: int = 8,
-        hidden_layer_sizes=(128, 128),
-        n_bins: int | str = "auto",
-        tail_bound: float = 5.0,
-        mixing: str = "lu",
-        max_iter: int = 300,
-        batch_size="auto",
-        learning_rate_init: float | str = "auto",
-        weight_decay: float = 1e-5,
-        dropout: float | str = "auto",
-        input_dropout: float | str = "auto",
-        early_stopping: bool = True,
-        validation_fraction: float = 0.1,
-        n_iter_no_change: int = 10,
-        tol: float | str = "auto",
-        discrete_features="auto",
-        device="auto",
-        compile: bool = False,
-        n_jobs: int | None = None,
-        random_state=None,
-        verbose: int = 0,
-        warm_start: bool = False,
-    ) -> None:
-        self.coupling = coupling
-        self.n_transforms = n_transforms
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.n_bins = n_bins
-        self.tail_bound = tail_bound
-        self.mixing = mixing
-        self.max_iter = max_iter
-        self.batch_size = batch_size
-        self.learning_rate_init = learning_rate_init
-        self.weight_decay = weight_decay
-        self.dropout = dropout
-        self.input_dropout = input_dropout
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.discrete_features = discrete_features
-        self.device = device
-        self.compile = compile
-        self.n_jobs = n_jobs
-        self.random_state = random_state
-        self.verbose = verbose
-        self.warm_start = warm_start
-
     @atomic_fit
     def fit(self, X, y=None, sample_weight=None):
         """Fit the flow to ``X`` by maximum likelihood.

@@ -12,7 +12,7 @@ from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from ._atomic import atomic_fit
-from ._base import BaseFlowEstimator
+from ._base import BaseFlowEstimator, shared_flow_arguments
 from ._docstrings import fill_flow_docs
 from ._random_streams import derived_seed
 
@@ -111,6 +111,7 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
 
     def __init__(
         self,
+        *,
         contamination="auto",
         max_samples="auto",
         coupling: str = "spline",
@@ -137,31 +138,9 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
         verbose: int = 0,
         warm_start: bool = False,
     ) -> None:
+        super().__init__(**shared_flow_arguments(locals()))
         self.contamination = contamination
         self.max_samples = max_samples
-        self.coupling = coupling
-        self.n_transforms = n_transforms
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.n_bins = n_bins
-        self.tail_bound = tail_bound
-        self.mixing = mixing
-        self.max_iter = max_iter
-        self.batch_size = batch_size
-        self.learning_rate_init = learning_rate_init
-        self.weight_decay = weight_decay
-        self.dropout = dropout
-        self.input_dropout = input_dropout
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.discrete_features = discrete_features
-        self.device = device
-        self.compile = compile
-        self.n_jobs = n_jobs
-        self.random_state = random_state
-        self.verbose = verbose
-        self.warm_start = warm_start
 
     @atomic_fit
     def fit(self, X, y=None, sample_weight=None):

@@ -16,7 +16,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from ._atomic import atomic_fit
 from ._auto_defaults import DEFAULT_LATENT_NOISE
-from ._base import BaseFlowEstimator
+from ._base import BaseFlowEstimator, shared_flow_arguments
 from ._constraints import LATENT_NOISE_CONSTRAINTS, TEMPERATURE_CONSTRAINT, Count
 from ._docstrings import fill_flow_docs
 from ._input_checks import check_output_fits
@@ -146,6 +146,7 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
 
     def __init__(
         self,
+        *,
         coupling: str = "spline",
         n_transforms: int = 8,
         hidden_layer_sizes=(128, 128),
@@ -171,29 +172,7 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         warm_start: bool = False,
         class_weight="auto",
     ) -> None:
-        self.coupling = coupling
-        self.n_transforms = n_transforms
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.n_bins = n_bins
-        self.tail_bound = tail_bound
-        self.mixing = mixing
-        self.max_iter = max_iter
-        self.batch_size = batch_size
-        self.learning_rate_init = learning_rate_init
-        self.weight_decay = weight_decay
-        self.dropout = dropout
-        self.input_dropout = input_dropout
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.discrete_features = discrete_features
-        self.device = device
-        self.compile = compile
-        self.n_jobs = n_jobs
-        self.random_state = random_state
-        self.verbose = verbose
-        self.warm_start = warm_start
+        super().__init__(**shared_flow_arguments(locals()))
         self.class_weight = class_weight
 
     # ------------------------------------------------------------------ fitting
