@@ -19,11 +19,13 @@ from ._random_streams import derived_seed
 from ._resampling import (
     _STRATEGIES,
     _as_sampler_tags,
+    _check_generation,
     _oversampling_targets,
     _resampling_labels,
     check_restorable_columns,
+    resample,
 )
-from ._sampler import FlowSampler, _check_generation
+from ._sampler import FlowSampler
 
 
 @fill_flow_docs
@@ -253,8 +255,8 @@ class FlowOverSampler(OneToOneFeatureMixin, BaseFlowEstimator):
         check_restorable_columns(X)
         self.fit(X, y)
         seed = derived_seed(self.random_state, "generation")
-        return self.sampler_._resample(
-            X, y, self.sampling_strategy_, seed, self.latent_noise, self.temperature
+        return resample(
+            self.sampler_, X, y, self.sampling_strategy_, seed, self.latent_noise, self.temperature
         )
 
     def __sklearn_tags__(self):

@@ -1,10 +1,12 @@
-"""imbalanced-learn's over-sampling semantics: how many rows per class, and the output."""
+"""Over-sampling with imbalanced-learn's semantics: how many rows per class, how the new rows are
+made (drawn from the model or around real rows in its latent space), and the output."""
 
 from __future__ import annotations
 
 from numbers import Integral, Real
 
 import numpy as np
+from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import type_of_target
 
 from ._input_checks import dtype_kind, non_numeric_columns
@@ -228,3 +230,58 @@ def _as_sampler_tags(tags):
         if hasattr(tags.input_tags, name):
             setattr(inputs, name, getattr(tags.input_tags, name))
     return Tags(estimator_type="sampler", sampler_tags=SamplerTags(), input_tags=inputs, **fields)
+
+
+def resample(
+    sampler, X_in, y_in, targets: dict, seed: int, latent_noise: float | None, temperature: float
+):
+    """The rows ``fit_resample`` returns: the original ones, then ``targets[k]`` new rows of
+    each class ``k`` made by the fitted ``sampler`` (a :class:`FlowSampler`), in the
+    containers and dtypes of ``X_in`` and ``y_in``.
+
+    ``latent_noise`` None draws the new rows from the model at ``temperature``; a number
+    makes them around real rows of the class (:func:`latent_bootstrap`). ``seed`` seeds
+    whichever it is.
+    """
+    labels = np.concatenate(
+        [np.full(n, label, dtype=sampler.classes_.dtype) for label, n in targets.items()]
+        + [sampler.classes_[:0]]
+    )
+    X_new = np.empty((0, sampler.n_features_in_))
+    if len(labels) and latent_noise is None:
+        X_new, _ = sampler.sample(y=labels, random_state=seed, temperature=temperature)
+    elif len(labels):
+        X_new = latent_bootstrap(sampler, X_in, y_in, labels, seed, latent_noise)
+    return _resampled_output(X_in, y_in, X_new, labels, sampler.classes_)
+
+def latent_bootstrap(sampler, X_in, y_in, labels: np.ndarray, seed: int, noise: float):
+    """New rows around real ones: one per entry of ``labels``, moved in the latent space.
+
+    Each starts from a real row of its class drawn at random (with replacement) and gets
+    ``noise`` times a standard Gaussian added to its latent code under that class.
+    """
+    X = sampler._validate_X(X_in, reset=False)
+    y = _resampling_labels(y_in)
+    rng = check_random_state(seed)
+    anchors = np.empty(len(labels), dtype=np.intp)
+    for label in np.unique(labels):
+        slots = np.flatnonzero(labels == label)
+        anchors[slots] = rng.choice(np.flatnonzero(y == label), size=len(slots))
+    if noise == 0:
+        # Random oversampling, as documented: the real rows themselves, not their float32
+        # round trip through the flow (which is off by about 1e-7).
+        return X[anchors]
+    context = sampler._context_for(labels, len(labels))
+    Z = sampler._to_latent(X[anchors], context)
+    Z += sampler._sample_latent(len(labels), rng, noise)  # its scale argument is the noise
+    return sampler._from_latent(Z, context)
+
+
+def _check_generation(latent_noise: float | None, temperature: float) -> None:
+    """``temperature`` scales draws from the model; it has no meaning with ``latent_noise``."""
+    if latent_noise is not None and temperature != 1.0:
+        raise ValueError(
+            f"temperature={temperature} applies to rows drawn from the model, but "
+            f"latent_noise={latent_noise} makes new rows around real ones instead; set "
+            "latent_noise=None to use a temperature, or leave the temperature at 1"
+        )

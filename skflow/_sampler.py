@@ -23,10 +23,11 @@ from ._input_checks import check_output_fits
 from ._preprocessing import column_moments
 from ._random_streams import derived_seed
 from ._resampling import (
+    _check_generation,
     _oversampling_targets,
-    _resampled_output,
     _resampling_labels,
     check_restorable_columns,
+    resample,
 )
 from ._targets import _as_target_array, _target_kind, check_conditions_not_in_X
 
@@ -857,43 +858,7 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
             raise ValueError("fit_resample needs class labels")
         self.sampling_strategy_ = targets
         seed = derived_seed(self.random_state, "generation")
-        return self._resample(X_in, y_in, targets, seed, latent_noise, temperature)
-
-    def _resample(
-        self, X_in, y_in, targets: dict, seed: int, latent_noise: float | None, temperature: float
-    ):
-        labels = np.concatenate(
-            [np.full(n, label, dtype=self.classes_.dtype) for label, n in targets.items()]
-            + [self.classes_[:0]]
-        )
-        X_new = np.empty((0, self.n_features_in_))
-        if len(labels) and latent_noise is None:
-            X_new, _ = self.sample(y=labels, random_state=seed, temperature=temperature)
-        elif len(labels):
-            X_new = self._latent_bootstrap(X_in, y_in, labels, seed, latent_noise)
-        return _resampled_output(X_in, y_in, X_new, labels, self.classes_)
-
-    def _latent_bootstrap(self, X_in, y_in, labels: np.ndarray, seed: int, noise: float):
-        """New rows around real ones: one per entry of ``labels``, moved in the latent space.
-
-        Each starts from a real row of its class drawn at random (with replacement) and gets
-        ``noise`` times a standard Gaussian added to its latent code under that class.
-        """
-        X = self._validate_X(X_in, reset=False)
-        y = _resampling_labels(y_in)
-        rng = check_random_state(seed)
-        anchors = np.empty(len(labels), dtype=np.intp)
-        for label in np.unique(labels):
-            slots = np.flatnonzero(labels == label)
-            anchors[slots] = rng.choice(np.flatnonzero(y == label), size=len(slots))
-        if noise == 0:
-            # Random oversampling, as documented: the real rows themselves, not their float32
-            # round trip through the flow (which is off by about 1e-7).
-            return X[anchors]
-        context = self._context_for(labels, len(labels))
-        Z = self._to_latent(X[anchors], context)
-        Z += self._sample_latent(len(labels), rng, noise)  # its scale argument is the noise
-        return self._from_latent(Z, context)
+        return resample(self, X_in, y_in, targets, seed, latent_noise, temperature)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -901,13 +866,3 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         tags.classifier_tags = ClassifierTags()
         tags.transformer_tags = TransformerTags()
         return tags
-
-
-def _check_generation(latent_noise: float | None, temperature: float) -> None:
-    """``temperature`` scales draws from the model; it has no meaning with ``latent_noise``."""
-    if latent_noise is not None and temperature != 1.0:
-        raise ValueError(
-            f"temperature={temperature} applies to rows drawn from the model, but "
-            f"latent_noise={latent_noise} makes new rows around real ones instead; set "
-            "latent_noise=None to use a temperature, or leave the temperature at 1"
-        )
