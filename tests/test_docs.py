@@ -33,9 +33,16 @@ def test_there_are_gallery_examples():
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
 def test_example_runs(path, tmp_path):
     env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONWARNINGS": "ignore"}
+    # Run as the gallery runs it, then count the figures it left open (with Agg, plt.show()
+    # keeps them): an example that silently drew nothing fails.
+    runner = (
+        "import runpy, sys, matplotlib.pyplot as plt; "
+        "runpy.run_path(sys.argv[1], run_name='__main__'); "
+        "print('FIGURES', len(plt.get_fignums()))"
+    )
     # From a scratch directory, so an example that writes files does not litter the checkout.
     result = subprocess.run(
-        [sys.executable, str(path)],
+        [sys.executable, "-c", runner, str(path)],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -43,6 +50,8 @@ def test_example_runs(path, tmp_path):
         timeout=EXAMPLE_TIMEOUT_S,
     )
     assert result.returncode == 0, f"{path.name} failed:\n{result.stdout}\n{result.stderr}"
+    n_figures = int(result.stdout.rsplit("FIGURES", 1)[1])
+    assert n_figures >= 1, f"{path.name} drew no figure"
 
 
 @pytest.mark.parametrize("module", MODULES)

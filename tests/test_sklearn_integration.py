@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
-from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -17,11 +17,15 @@ from skflow import FlowDensity, FlowOutlierDetector, FlowSampler
 
 
 def test_pipeline_with_scaler(blobs_2d, tiny_params):
-    pipe = make_pipeline(StandardScaler(), FlowDensity(random_state=0, **tiny_params))
-    pipe.fit(blobs_2d)
-    scores = pipe.score_samples(blobs_2d)
-    assert scores.shape == (len(blobs_2d),) and np.all(np.isfinite(scores))
-    assert pipe.score(blobs_2d) == pytest.approx(scores.mean())
+    """A scaler in front changes only the units: the pipeline scores in the scaled units, which
+    is the flow fitted on raw X plus the scaler's log-Jacobian, sum(log scale_)."""
+    X = blobs_2d * [3.0, 0.5] + [10.0, -4.0]
+    pipe = make_pipeline(StandardScaler(), FlowDensity(random_state=0, **tiny_params)).fit(X)
+    raw = FlowDensity(random_state=0, **tiny_params).fit(X)
+    scores = pipe.score_samples(X)
+    expected = raw.score_samples(X) + np.log(pipe[0].scale_).sum()
+    np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-4)
+    assert pipe.score(X) == pytest.approx(scores.mean())
 
 
 def test_gaussianizing_transform_feeds_the_next_step(blobs_2d, tiny_params):
@@ -46,8 +50,15 @@ def test_grid_search_picks_by_held_out_likelihood(blobs_2d):
 
 
 def test_cross_val_score(blobs_2d, tiny_params):
-    scores = cross_val_score(FlowDensity(random_state=0, **tiny_params), blobs_2d, cv=3)
-    assert scores.shape == (3,) and np.all(np.isfinite(scores))
+    """Each fold's score is the held-out mean log-likelihood of a fit on the other folds."""
+    est = FlowDensity(random_state=0, **tiny_params)
+    folds = KFold(3)
+    scores = cross_val_score(est, blobs_2d, cv=folds)
+    expected = [
+        clone(est).fit(blobs_2d[train]).score_samples(blobs_2d[test]).mean()
+        for train, test in folds.split(blobs_2d)
+    ]
+    np.testing.assert_allclose(scores, expected, rtol=1e-12)
 
 
 def test_clone_keeps_params_and_drops_state(blobs_2d, tiny_params):
