@@ -37,8 +37,10 @@ def test_float32_data_get_the_same_grid_as_float64(tiny_params):
     est64 = FlowDensity(random_state=0, **tiny_params).fit(X)
     est32 = FlowDensity(random_state=0, **tiny_params).fit(X32)
     np.testing.assert_allclose(est32.preprocessor_.step_, [0.0, 0.1], rtol=1e-9)
-    # The same model: scores agree to float32 rounding of the inputs, far below log(0.1).
-    np.testing.assert_allclose(est32.score_samples(X32), est64.score_samples(X), atol=1e-3)
+    # The same model: scores agree far below log(0.1), the error a wrong grid would make. Five
+    # epochs at the 2-D learning rate (3e-3) carry the float32 rounding of the inputs into
+    # the weights: up to 0.004 nats apart here.
+    np.testing.assert_allclose(est32.score_samples(X32), est64.score_samples(X), atol=1e-2)
     # A grid too fine for float32 to resolve must be exact, as before.
     assert grid_step(1e6 + rng.integers(0, 50, size=200) * 1e-3) == pytest.approx(1e-3)
     assert (
@@ -148,7 +150,10 @@ def test_flag_scores_are_the_probabilities_of_their_cells():
         log_density = est._run("log_prob", (points - pre.mean_) / pre.scale_)
         integral.append(np.exp(log_density - np.log(pre.scale_).sum()).mean())
     probabilities = np.exp(est.score_samples(cells))
-    np.testing.assert_allclose(probabilities, integral, atol=0.01)
+    # The fixed points estimate the integral less well the more peaked the density is in the
+    # cell: 0.012 off the grid's here at the 2-D default learning rate (3e-3), 0.003 at 1e-3;
+    # the density at the centre was off by 0.2 in total.
+    np.testing.assert_allclose(probabilities, integral, atol=0.02)
     assert probabilities.sum() <= 1.0
     X_test = draw(20000)
     true = np.log(np.array([0.63, 0.07, 0.06, 0.24]))[(2 * X_test[:, 0] + X_test[:, 1]).astype(int)]
