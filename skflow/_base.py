@@ -102,6 +102,7 @@ class BaseFlowEstimator(BaseEstimator):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
+        "callback": [callable, None],
     }
 
     def __new__(cls, *args, **kwargs):
@@ -142,6 +143,7 @@ class BaseFlowEstimator(BaseEstimator):
         random_state=None,
         verbose: int = 0,
         warm_start: bool = False,
+        callback=None,
     ) -> None:
         self.coupling = coupling
         self.n_transforms = n_transforms
@@ -166,6 +168,7 @@ class BaseFlowEstimator(BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.callback = callback
 
     # ------------------------------------------------------------------ input validation
     def _validate_X(self, X, reset: bool) -> np.ndarray:
@@ -472,6 +475,7 @@ class BaseFlowEstimator(BaseEstimator):
             eval_chunk=eval_chunk,
             compile=self.compile,
             keep_state=self.warm_start,
+            callback=self.callback,
         )
 
     # ------------------------------------------------------------------ running the flow

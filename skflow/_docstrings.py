@@ -121,7 +121,16 @@ FLOW_PARAMETERS = """\
         the early-stopping count and the random streams: about four copies of the weights),
         so ``fit`` called ten times with ``max_iter=2`` on the same data gives the model of one
         fit with ``max_iter=20``, to the bit. A changed ``learning_rate_init`` replaces the
-        schedule's learning rate."""
+        schedule's learning rate.
+    callback : callable or None, default=None
+        Called after every epoch of training as ``callback(info)``, with an
+        :class:`~skflow.EpochInfo` (epoch, training loss, validation score, best validation
+        score, learning rate, seconds elapsed): to log progress, plot a learning curve, or stop
+        on a budget. A true return value stops training after that epoch; the fit then keeps
+        the best validated weights, as early stopping does, without a ``ConvergenceWarning``.
+        Like every parameter it is copied by ``clone`` (so each ``GridSearchCV`` candidate
+        calls its own copy of a callable object), and it must be picklable for the estimator
+        to be pickled."""
 
 FLOW_ATTRIBUTES = """\
     flow_ : skflow.flows.Flow

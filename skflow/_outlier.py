@@ -137,6 +137,7 @@ class FlowOutlierDetector(OutlierMixin, BaseFlowEstimator):
         random_state=None,
         verbose: int = 0,
         warm_start: bool = False,
+        callback=None,
     ) -> None:
         super().__init__(**shared_flow_arguments(locals()))
         self.contamination = contamination

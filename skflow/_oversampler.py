@@ -147,6 +147,7 @@ class FlowOverSampler(OneToOneFeatureMixin, BaseFlowEstimator):
         random_state=None,
         verbose: int = 0,
         warm_start: bool = False,
+        callback=None,
         class_weight="balanced",
         latent_noise: float | None = DEFAULT_LATENT_NOISE,
         temperature: float = 1.0,

@@ -171,6 +171,7 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         random_state=None,
         verbose: int = 0,
         warm_start: bool = False,
+        callback=None,
         class_weight="auto",
     ) -> None:
         super().__init__(**shared_flow_arguments(locals()))

@@ -473,3 +473,39 @@ def test_window_rule_keeps_the_best_validated_weights(blobs_2d):
         warnings.simplefilter("ignore", ConvergenceWarning)
         at_best = FlowDensity(**dict(params, max_iter=best_epoch)).fit(blobs_2d)
     np.testing.assert_array_equal(est.score_samples(blobs_2d), at_best.score_samples(blobs_2d))
+
+
+def test_callback_sees_every_epoch_as_the_fitted_curves_record_it(blobs_2d):
+    seen = []
+    est = FlowDensity(n_transforms=2, hidden_layer_sizes=(16,), max_iter=6, n_iter_no_change=10,
+                      random_state=0, callback=seen.append)
+    with pytest.warns(ConvergenceWarning):
+        est.fit(blobs_2d)
+    assert [info.epoch for info in seen] == list(range(1, 7))
+    np.testing.assert_allclose([info.train_loss for info in seen], est.loss_curve_)
+    np.testing.assert_allclose([info.validation_score for info in seen], est.validation_scores_)
+    best_so_far = np.maximum.accumulate(est.validation_scores_)
+    np.testing.assert_allclose([info.best_validation_score for info in seen], best_so_far)
+    assert seen[-1].best_validation_score == pytest.approx(est.best_validation_score_)
+    assert all(info.learning_rate > 0 for info in seen)
+    elapsed = [info.elapsed for info in seen]
+    assert elapsed == sorted(elapsed) and elapsed[0] > 0
+
+
+def test_callback_returning_true_stops_training_without_a_warning(blobs_2d):
+    def stop_at_third(info):
+        return info.epoch == 3
+
+    est = FlowDensity(n_transforms=2, hidden_layer_sizes=(16,), max_iter=50, random_state=0,
+                      callback=stop_at_third)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        est.fit(blobs_2d)
+    assert est.n_iter_ == 3 and len(est.validation_scores_) == 3
+    # The weights kept are the best validated ones, as after early stopping.
+    assert est.best_validation_score_ == pytest.approx(max(est.validation_scores_))
+
+
+def test_callback_must_be_callable(blobs_2d):
+    with pytest.raises(ValueError, match="callback"):
+        FlowDensity(callback="print").fit(blobs_2d)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -54,6 +56,39 @@ class TrainingConfig:
     eval_chunk: int = MAX_CHUNK_ROWS  # rows per validation chunk (see ``_chunking``)
     compile: bool = False  # full-size batches' loss through torch.compile (``_compiled_loss``)
     keep_state: bool = False  # leave a TrainingState in the history for the next (warm) run
+    callback: Callable[[EpochInfo], object] | None = None  # after each epoch; truthy: stop
+
+
+@dataclass(frozen=True)
+class EpochInfo:
+    """What the estimators' ``callback`` is given after each epoch of training.
+
+    Losses and scores are per row, in nats, in the units of X, as in ``loss_curve_`` and
+    ``validation_scores_``.
+
+    Attributes
+    ----------
+    epoch : int
+        Epochs trained so far, counting those of earlier warm-started fits (``n_iter_``).
+    train_loss : float
+        Mean negative log-likelihood of the epoch's training batches.
+    validation_score : float or None
+        Mean log-likelihood of the validation rows under the (averaged) weights of this epoch;
+        None with ``early_stopping=False``.
+    best_validation_score : float or None
+        The best validation score so far, whose weights the fit returns.
+    learning_rate : float
+        The optimiser's step size at the end of the epoch.
+    elapsed : float
+        Seconds since this ``fit``'s training loop started (validation included).
+    """
+
+    epoch: int
+    train_loss: float
+    validation_score: float | None
+    best_validation_score: float | None
+    learning_rate: float
+    elapsed: float
 
 
 @dataclass
@@ -369,6 +404,8 @@ def _optimise(
 
     progress = tqdm(total=config.max_iter, disable=config.verbose <= 0, desc="skflow", unit="epoch")
     epochs_done = 0
+    stopped_on_request = False
+    started = time.perf_counter()
     start_epoch = history.n_iter
     best_epoch = start_epoch  # the weights the run started from, until an epoch beats them
     while epochs_done < config.max_iter:
@@ -427,6 +464,18 @@ def _optimise(
             train_nll=f"{train_loss + nll_offset:.4f}",
             val_nll="-" if validation is None else f"{monitored + nll_offset:.4f}",
         )
+        if config.callback is not None and config.callback(
+            EpochInfo(
+                epoch=history.n_iter,
+                train_loss=train_loss + nll_offset,
+                validation_score=None if validation is None else -(monitored + nll_offset),
+                best_validation_score=None if validation is None else -(best_loss + nll_offset),
+                learning_rate=float(optimizer.param_groups[0]["lr"]),
+                elapsed=time.perf_counter() - started,
+            )
+        ):
+            stopped_on_request = True
+            break
         window_full = len(recent_best) == recent_best.maxlen
         # Written so that a window of infinite losses (inf - inf is NaN) counts as flat.
         if window_full and not recent_best[0] - best_loss >= config.tol:
@@ -439,7 +488,7 @@ def _optimise(
         progress.refresh()
         progress.close()
         kept = (start_epoch, best_epoch, best_loss + nll_offset, validation is not None)
-        print(_stopping_summary(history, config, *kept), flush=True)
+        print(_stopping_summary(history, config, stopped_on_request, *kept), flush=True)
 
     if config.keep_state:
         history.resume = TrainingState(
@@ -460,7 +509,7 @@ def _optimise(
     else:
         average.write_to_module()
     flow.eval()
-    if not history.converged:
+    if not (history.converged or stopped_on_request):
         warn_at_caller(
             f"skflow: training stopped at max_iter={config.max_iter} epochs before the "
             "monitored loss stopped improving; consider increasing max_iter.",
@@ -472,6 +521,7 @@ def _optimise(
 def _stopping_summary(
     history: TrainingHistory,
     config: TrainingConfig,
+    stopped_on_request: bool,
     start_epoch: int,
     best_epoch: int,
     best_nll: float,
@@ -485,6 +535,8 @@ def _stopping_summary(
             f"best {monitored} improved by less than tol={config.tol:g} over the last "
             f"{config.n_iter_no_change} epochs"
         )
+    elif stopped_on_request:
+        why = f"stopped by the callback after epoch {history.n_iter}"
     else:
         why = f"reached max_iter={config.max_iter} epochs (epoch {history.n_iter})"
     if not validated:
