@@ -27,14 +27,11 @@ n_transforms=8 --flow-param hidden_layer_sizes=128,128``: compare flow settings.
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +43,7 @@ if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
 from benchmarks.baselines import fit_gmm, fit_kde  # noqa: E402
+from benchmarks.common import RESULTS_DIR, machine, parse_param, utc_now, write_results  # noqa: E402
 from benchmarks.datasets import (  # noqa: E402
     REAL_DATASETS,
     SYNTHETIC_DATASETS,
@@ -54,7 +52,6 @@ from benchmarks.datasets import (  # noqa: E402
     make_warped_gauss_16d,
 )
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 METHODS = ("flow", "gmm", "kde")
 SYNTHETIC_NAMES = tuple(ds.name for ds in SYNTHETIC_DATASETS)
 ALL_DATASETS = SYNTHETIC_NAMES + REAL_DATASETS
@@ -63,25 +60,6 @@ ALL_DATASETS = SYNTHETIC_NAMES + REAL_DATASETS
 # ----------------------------------------------------------------------------------------
 # Command line
 # ----------------------------------------------------------------------------------------
-
-
-def parse_param(text: str) -> tuple[str, Any]:
-    """Parse ``key=value`` into a keyword argument with a Python-typed value.
-
-    ``8`` -> 8, ``1e-3`` -> 0.001, ``128,128`` -> (128, 128), ``true``/``false``/``none``
-    -> True/False/None; anything that is not a Python literal stays a string.
-    """
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
-    key, raw = (part.strip() for part in text.split("=", 1))
-    special = {"true": True, "false": False, "none": None}
-    if raw.lower() in special:
-        return key, special[raw.lower()]
-    try:
-        value = ast.literal_eval(raw)  # handles ints, floats and "128,128" tuples
-    except (ValueError, SyntaxError):
-        value = raw
-    return key, value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -340,9 +318,8 @@ def main(argv: list[str] | None = None) -> int:
         if row is not None:
             rows.append(row)
     config = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
-                   f"Python {platform.python_version()}",
+        "date": utc_now(),
+        "machine": machine(),
         "flow_params": {k: repr(v) for k, v in flow_params.items()},
         "n_train": args.n_train,
         "n_test": args.n_test,
@@ -354,11 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     stem = args.output or ("density_quality_quick" if args.quick else "density_quality")
     report = markdown_report(rows, args.methods, config)
     print("\n" + report)
-    (RESULTS_DIR / f"{stem}.md").write_text(report)
-    (RESULTS_DIR / f"{stem}.json").write_text(
-        json.dumps({"config": config, "results": rows}, indent=2) + "\n"
-    )
-    print(f"wrote {RESULTS_DIR / stem}.md and .json")
+    write_results(stem, report, {"config": config, "results": rows})
     return 0
 
 

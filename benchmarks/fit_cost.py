@@ -27,13 +27,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +41,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
+from benchmarks.common import machine, parse_param, utc_now, write_results  # noqa: E402
 from benchmarks.density_quality import (  # noqa: E402
     ALL_DATASETS,
     SYNTHETIC_NAMES,
-    parse_param,
     real_splits,
     synthetic_splits,
 )
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DOCS_DIR = ROOT / "docs"
 # The defaults of 2cd0b2b, with stop 30's first-contact fixes: on torch >= 2.14, 2cd0b2b itself
 # never trains its tail layer (a clamp whose gradient is 0 at the start), which would make the
@@ -380,9 +377,8 @@ def main(argv: list[str] | None = None) -> int:
     results = {arm: {n: r[n] for n in datasets if n in r} for arm, r in results.items()}
 
     config = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python "
-                   f"{platform.python_version()}",
+        "date": utc_now(),
+        "machine": machine(),
         "baseline_ref": args.baseline_ref,
         "flow_params": " ".join(args.flow_param),
         "seed": args.seed,
@@ -390,12 +386,9 @@ def main(argv: list[str] | None = None) -> int:
         "reused": reused,
         "summary": summary(results, datasets),
     }
-    RESULTS_DIR.mkdir(exist_ok=True)
-    (RESULTS_DIR / f"{args.output}.json").write_text(
-        json.dumps({"config": config, "results": results}, indent=1))
     report = markdown(results, datasets, config)
-    (RESULTS_DIR / f"{args.output}.md").write_text(report)
     print(report)
+    write_results(args.output, report, {"config": config, "results": results})
     if {"baseline", "current"} & set(results):
         plot_curves(results, datasets, DOCS_DIR / f"{args.output}.png")
     return 0

@@ -16,7 +16,6 @@ import argparse
 import sys
 import time
 import warnings
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
+from benchmarks.common import RESULTS_DIR, utc_now  # noqa: E402
 from skflow import FlowDensity  # noqa: E402
 from skflow.flows import spline_kernels  # noqa: E402
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 N_TRAIN, N_SCORE, EPOCHS = 10_000, 20_000, 2
 PHASES = ("train", "score", "sample")
 
@@ -88,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         p.error('numba is not installed (pip install ".[numba]"): nothing to compare')
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")  # ConvergenceWarning: the fits stop at max_iter on purpose
-    started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    started = utc_now()
     t0 = time.perf_counter()
     lines = [
         "# Fused spline kernels on and off",

@@ -27,12 +27,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import shlex
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +48,9 @@ if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))  # appended so an installed skflow wins
 
 from benchmarks.baselines import fit_gmm, fit_kde  # noqa: E402
+from benchmarks.common import RESULTS_DIR, machine, parse_param, utc_now  # noqa: E402
 from benchmarks.datasets import ADBENCH_DIR  # noqa: E402
-from benchmarks.density_quality import parse_param  # noqa: E402
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DATASETS = ("2_annthyroid", "5_campaign", "6_cardio", "11_donors", "20_letter",
             "23_mammography", "27_PageBlocks", "28_pendigits", "29_Pima", "30_satellite",
             "32_shuttle", "38_thyroid", "40_vowels", "41_Waveform", "45_wine")
@@ -390,9 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     stem = args.output or ("outliers_quick" if args.quick else "outliers")
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     config: dict[str, Any] = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
-                   f"Python {platform.python_version()}, {platform.platform()}",
+        "date": utc_now(),
+        "machine": f"{machine()}, {platform.platform()}",
         "command": shlex.join(["python", "benchmarks/outliers.py", *sys.argv[1:]])
         if argv is None else shlex.join(["python", "benchmarks/outliers.py", *argv]),
         "flow_params": {k: repr(v) for k, v in flow_params.items()},

@@ -42,13 +42,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
 import warnings
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -57,9 +54,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
+from benchmarks.common import RESULTS_DIR, machine, utc_now  # noqa: E402
 from benchmarks.datasets import ADBENCH_DIR, get_synthetic  # noqa: E402
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DOCS_DIR = ROOT / "docs"
 KDE_QUERY_ROWS = 2_000
 TEST_ROWS = 20_000  # independent funnel_10d rows for the KL gap
@@ -328,8 +325,8 @@ def main(argv: list[str] | None = None) -> None:
     datasets_extra: list[tuple[int, float]] = []
     t0 = time.perf_counter()
     results: dict = {
-        "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "started": utc_now(),
+        "machine": machine(),
         "command": "python benchmarks/scaling.py" + (" " + " ".join(sys.argv[1:])
                                                      if argv is None and sys.argv[1:] else ""),
         "points": [], "notes": [], "epochs": args.epochs,

@@ -67,14 +67,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -84,9 +82,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
+from benchmarks.common import RESULTS_DIR, machine, utc_now  # noqa: E402
 from benchmarks.datasets import get_synthetic  # noqa: E402
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 FLOW_LIBS = ("skflow", "skflow-compiled", "zuko", "zuko-coupling", "nflows")
 # skflow's own variants; the others are the peers its ratios are taken against.
 SKFLOW_LIBS = ("skflow", "skflow-compiled")
@@ -826,8 +824,8 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="skflow_speed_inductor_")
     t0 = time.perf_counter()
     results: dict = {
-        "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
+        "started": utc_now(),
+        "machine": machine()
         + (f", {torch.cuda.get_device_name(args.device)}" if args.device.type == "cuda" else ""),
         "command": "python benchmarks/speed.py" + (" " + " ".join(sys.argv[1:])
                                                    if argv is None and sys.argv[1:] else ""),
