@@ -271,7 +271,7 @@ def latent_bootstrap(sampler, X_in, y_in, labels: np.ndarray, seed: int, noise: 
         # Random oversampling, as documented: the real rows themselves, not their float32
         # round trip through the flow (which is off by about 1e-7).
         return X[anchors]
-    context = sampler._context_for(labels, len(labels))
+    context = sampler._targets_.context_for(labels, len(labels))
     Z = sampler._to_latent(X[anchors], context)
     Z += sampler._sample_latent(len(labels), rng, noise)  # its scale argument is the noise
     return sampler._from_latent(Z, context)

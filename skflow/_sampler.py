@@ -10,7 +10,6 @@ from scipy.special import logsumexp
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import ClassifierTags, TransformerTags, check_random_state
 from sklearn.utils._param_validation import StrOptions, validate_params
-from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
@@ -20,7 +19,6 @@ from ._base import BaseFlowEstimator, shared_flow_arguments
 from ._constraints import LATENT_NOISE_CONSTRAINTS, TEMPERATURE_CONSTRAINT, Count
 from ._docstrings import fill_flow_docs
 from ._input_checks import check_output_fits
-from ._preprocessing import column_moments
 from ._random_streams import derived_seed
 from ._resampling import (
     _check_generation,
@@ -29,11 +27,7 @@ from ._resampling import (
     check_restorable_columns,
     resample,
 )
-from ._targets import _as_target_array, _target_kind, check_conditions_not_in_X
-
-# Conditions with (almost) no spread relative to their magnitude keep scale 1: they carry no
-# information and dividing by their spread would only amplify rounding noise.
-_MIN_CONDITION_SCALE = 1e-12
+from ._targets import TargetEncoding, check_conditions_not_in_X
 
 
 @fill_flow_docs
@@ -220,171 +214,18 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         X = self._validate_X(X, reset=not warm)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
-        context = self._fit_target(y, X.shape[0], sample_weight, warm)
-        weight = self._training_weight(y, X.shape[0], sample_weight)
-        if self.target_type_ == "continuous":
-            check_conditions_not_in_X(X, self._conditions)
+        previous = getattr(self, "_targets_", None) if warm else None
+        targets, context = TargetEncoding.fit(y, X.shape[0], sample_weight, previous)
+        weight = targets.training_weight(self.class_weight, y, X.shape[0], sample_weight)
+        if targets.kind == "continuous":
+            check_conditions_not_in_X(X, targets.conditions)
+        for name in TargetEncoding.PUBLISHED.values():
+            self.__dict__.pop(name, None)
+        self._targets_ = targets
+        self.__dict__.update(targets.fitted_attributes())
         self._fit_flow(X, sample_weight=weight, context=context)
         self._n_features_out = int(np.sum(self.preprocessor_.keep_))
         return self
-
-    def _fit_target(self, y, n_rows: int, sample_weight, warm: bool) -> np.ndarray | None:
-        """Learn the encoding of ``y``; return the context rows for training."""
-        previous = getattr(self, "target_type_", None) if warm else None
-        if y is None:
-            kind = None
-        else:
-            y = _as_target_array(y, n_rows)
-            kind = _target_kind(y)
-        if warm and kind != previous:
-            raise ValueError(
-                f"warm_start: the model was fitted with y of kind {previous!r}, "
-                f"now got {kind!r}; use warm_start=False to start afresh"
-            )
-        weight = np.ones(n_rows) if sample_weight is None else sample_weight
-        if not warm:
-            for name in (
-                "classes_", "class_prior_", "class_count_", "n_conditions_",
-                "condition_mean_", "condition_scale_", "_conditions", "_condition_weight",
-                "_condition_ndim",
-            ):  # fmt: skip
-                self.__dict__.pop(name, None)
-        self.target_type_ = kind
-        if kind is None:
-            return None
-        if kind == "classes":
-            labels = y.ravel()
-            classes, index, counts = np.unique(labels, return_inverse=True, return_counts=True)
-            if warm and not np.array_equal(classes, self.classes_):
-                raise ValueError(
-                    f"warm_start: y has classes {classes.tolist()}, the model was fitted with "
-                    f"{self.classes_.tolist()}"
-                )
-            mass = np.bincount(index, weights=weight, minlength=len(classes))
-            if mass.sum() <= 0:
-                raise ValueError("sample_weight sums to zero: there is nothing to fit")
-            self.classes_ = classes
-            self.class_count_ = counts
-            self.class_prior_ = mass / mass.sum()
-            return np.eye(len(classes))[index]
-        conditions = y.reshape(n_rows, -1).astype(np.float64)
-        if warm:
-            if conditions.shape[1] != self.n_conditions_:
-                raise ValueError(
-                    f"warm_start: y has {conditions.shape[1]} condition(s), the model was "
-                    f"fitted with {self.n_conditions_}"
-                )
-        else:
-            # In each condition's own power-of-two unit: conditions at 1e160 once got a scale
-            # of inf (1e-200: below the floor), which encoded every condition as 0 and
-            # silently fitted p(x) instead of p(x | y).
-            unit, mean, variance = column_moments(list(conditions.T), weight)
-            spread = np.sqrt(variance)
-            self.n_conditions_ = conditions.shape[1]
-            self.condition_mean_ = mean * unit
-            self.condition_scale_ = np.where(spread > _MIN_CONDITION_SCALE, spread * unit, 1.0)
-        self._conditions = conditions
-        self._condition_weight = weight / weight.sum()
-        self._condition_ndim = y.ndim
-        return self._encode_conditions(conditions)
-
-    def _training_weight(self, y, n_rows: int, sample_weight):
-        """``sample_weight`` times the ``class_weight`` of each row's class (None: unweighted)."""
-        class_weight = self.class_weight
-        if class_weight == "auto":
-            # Balanced for class labels; nothing to balance for continuous conditions or no y.
-            class_weight = "balanced" if self.target_type_ == "classes" else None
-        if class_weight is None:
-            return sample_weight
-        if self.target_type_ != "classes":
-            raise ValueError(
-                "class_weight needs class labels in y; got "
-                + ("no y" if self.target_type_ is None else "continuous conditions")
-                + ". Use sample_weight to weight rows instead."
-            )
-        labels = _as_target_array(y, n_rows).ravel()
-        weight = compute_sample_weight(class_weight, labels)
-        return weight if sample_weight is None else sample_weight * weight
-
-    # ------------------------------------------------------------------ encoding y
-    def _encode_conditions(self, conditions: np.ndarray) -> np.ndarray:
-        return (conditions - self.condition_mean_) / self.condition_scale_
-
-    def _class_index(self, labels: np.ndarray) -> np.ndarray:
-        lookup = {c: i for i, c in enumerate(self.classes_.tolist())}
-        try:
-            return np.array([lookup[v] for v in labels.tolist()], dtype=np.intp)
-        except (KeyError, TypeError):
-            unknown = sorted({repr(v) for v in labels.tolist() if v not in lookup})
-            raise ValueError(
-                f"y contains label(s) not seen in fit: {', '.join(unknown[:10])}; the known "
-                f"classes are {self.classes_.tolist()}"
-            ) from None
-
-    def _context_for(self, y, n_rows: int) -> np.ndarray | None:
-        """Context rows for ``y`` given with ``n_rows`` rows of X (one entry per row)."""
-        if self.target_type_ is None:  # fitted without y: y is ignored, as in FlowDensity
-            return None
-        if y is None:
-            raise ValueError(
-                f"this FlowSampler was fitted with y ({self.target_type_}): pass the y of each row"
-            )
-        y = _as_target_array(y, n_rows)
-        if self.target_type_ == "classes":
-            if y.ndim != 1:
-                raise ValueError(f"y must be 1-D class labels, got shape {y.shape}")
-            return np.eye(len(self.classes_))[self._class_index(y.ravel())]
-        conditions = y.reshape(n_rows, -1)
-        if conditions.shape[1] != self.n_conditions_ or conditions.dtype.kind not in "biuf":
-            raise ValueError(
-                f"y must be numeric with {self.n_conditions_} condition(s) per row, got shape "
-                f"{y.shape} and dtype {y.dtype}"
-            )
-        return self._encode_conditions(conditions.astype(np.float64))
-
-    def _draw_targets(self, n_samples: int, y, rng: np.random.RandomState):
-        """The targets to sample under: ``(y_out, context)``; see :meth:`sample`."""
-        if self.target_type_ is None:
-            if y is not None:
-                raise ValueError("this FlowSampler was fitted without y; pass y=None")
-            return None, None
-        if y is not None and np.size(y) == 0:
-            # Consistent with n_samples >= 1: an empty request is a mistake, not zero rows.
-            raise ValueError("y is empty: give at least one label or condition to sample under")
-        if self.target_type_ == "classes":
-            if y is None:
-                index = rng.choice(len(self.classes_), size=n_samples, p=self.class_prior_)
-            else:
-                labels = _as_target_array(np.atleast_1d(np.asarray(y)), None)
-                if labels.ndim != 1:
-                    raise ValueError(f"y must be a label or 1-D labels, got shape {labels.shape}")
-                index = self._class_index(labels)
-                if np.ndim(y) == 0:
-                    index = np.repeat(index, n_samples)
-            return self.classes_[index], np.eye(len(self.classes_))[index]
-        if y is None:
-            rows = rng.choice(len(self._conditions), size=n_samples, p=self._condition_weight)
-            conditions = self._conditions[rows]
-        else:
-            values = _as_target_array(np.atleast_1d(np.asarray(y)), None)
-            if values.dtype.kind not in "biuf":
-                raise ValueError(f"y must hold numeric conditions, got dtype {values.dtype}")
-            values = values.astype(np.float64)
-            if np.ndim(y) == 0 or (values.ndim == 1 and self.n_conditions_ > 1):
-                # One condition: n_samples rows of it.
-                if values.size not in (1, self.n_conditions_):
-                    raise ValueError(
-                        f"y must be one condition of {self.n_conditions_} values or an array "
-                        f"of shape (n, {self.n_conditions_}), got {values.size} values"
-                    )
-                values = np.broadcast_to(values, (n_samples, self.n_conditions_))
-            conditions = values.reshape(len(values), -1)
-            if conditions.shape[1] != self.n_conditions_:
-                raise ValueError(
-                    f"y must hold conditions of width {self.n_conditions_}, got shape {np.shape(y)}"
-                )
-        y_out = conditions[:, 0] if self._condition_ndim == 1 else conditions.copy()
-        return y_out, self._encode_conditions(conditions)
 
     # ------------------------------------------------------------------ public API
     @validate_params(
@@ -448,7 +289,7 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         # Refused before the targets, which would otherwise be allocated first.
         check_output_fits(n_samples, self.n_features_in_)
         rng = check_random_state(random_state)
-        y_out, context = self._draw_targets(n_samples, y, rng)
+        y_out, context = self._targets_.draw(n_samples, y, rng)
         n_rows = n_samples if context is None else len(context)
         return self._draw_rows(n_rows, rng, temperature, context), y_out
 
@@ -494,7 +335,7 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         X = self._validate_X(X, reset=False)
         if y is None and self.target_type_ == "classes":
             return logsumexp(self._joint_log_density(X), axis=1)
-        return self._log_density(X, self._context_for(y, X.shape[0]))
+        return self._log_density(X, self._targets_.context_for(y, X.shape[0]))
 
     def score(self, X, y=None) -> float:
         """Mean of :meth:`score_samples` (higher is better; what ``GridSearchCV`` maximises).
@@ -700,7 +541,7 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         """
         check_is_fitted(self, "flow_")
         X = self._validate_X(X, reset=False)
-        return self._to_latent(X, self._context_for(y, X.shape[0]))
+        return self._to_latent(X, self._targets_.context_for(y, X.shape[0]))
 
     def fit_transform(self, X, y=None, sample_weight=None) -> np.ndarray:
         """``fit(X, y, sample_weight)`` then ``transform(X, y)``.
@@ -773,7 +614,7 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         """
         check_is_fitted(self, "flow_")
         Z = self._validate_latent(Z)
-        return self._from_latent(Z, self._context_for(y, Z.shape[0]))
+        return self._from_latent(Z, self._targets_.context_for(y, Z.shape[0]))
 
     @validate_params(
         {  # checked before the slow fit

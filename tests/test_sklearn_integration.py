@@ -114,6 +114,7 @@ SKOPS_TRUSTED = {
     "skflow._preprocessing.Preprocessor",
     "skflow._engine.training.TrainingHistory",
     "skflow._engine.training.TrainingState",  # only with warm_start=True
+    "skflow._targets.TargetEncoding",  # FlowSampler and FlowOverSampler only
 }
 
 
