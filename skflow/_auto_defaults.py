@@ -3,14 +3,14 @@
 Every "auto" parameter resolves here, from the shape of the data (rows, modelled features,
 whether the flow is conditional): batch size, learning rate, stopping tolerance, spline bins,
 dropout and input dropout. The comments give the evidence; the sections of
-``docs/benchmarks.md`` they name hold the tables and the commands that reproduce them.
+``docs/design_notes.md`` they name hold the tables and the commands that reproduce them.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-# The default: on the oversampling benchmark (docs/benchmarks.md) rows moved by a quarter of
+# The default: on the oversampling benchmark (docs/design_notes.md) rows moved by a quarter of
 # the latent standard deviation kept a downstream classifier's ranking (average precision)
 # where rows drawn from the model had cost it, at the same balanced accuracy.
 DEFAULT_LATENT_NOISE = 0.25
@@ -21,7 +21,7 @@ DEFAULT_LATENT_NOISE = 0.25
 # smaller batches gave a better test likelihood on all six real density benchmark sets (cardio
 # by 0.5 nats, digits by 2.0) for 1.5-2x the fit time. Above 10,240 rows nothing changed;
 # there the largest batch keeps each epoch of a large data set to fewer, fuller steps.
-# Measured in docs/benchmarks.md ("A smaller automatic batch on small data").
+# Measured in docs/design_notes.md ("A smaller automatic batch on small data").
 _AUTO_BATCH_MIN, _AUTO_BATCH_MAX, _AUTO_STEPS_PER_EPOCH = 64, 1024, 40
 # With one or two features (the "low_dim" regime below: no dropout, so no mask noise to average
 # over) a step costs about the same at 140 rows as at 512, so "auto" takes about 10 steps per
@@ -29,7 +29,7 @@ _AUTO_BATCH_MIN, _AUTO_BATCH_MAX, _AUTO_STEPS_PER_EPOCH = 64, 1024, 40
 # training rows) over data seeds 1 and 2 that fitted 1.8-2.8x faster for a test NLL 0.0008
 # nats better on average (worst +0.004); on seed 0, 0.002-0.007 worse. Batches of
 # n_train // 10 uncapped (562 rows there) lost 0.02-0.03 nats, probably to the 5-row last
-# batch of each epoch at the larger rate. Measured in docs/benchmarks.md ("Time to a good
+# batch of each epoch at the larger rate. Measured in docs/design_notes.md ("Time to a good
 # density").
 _LOW_DIM_STEPS_PER_EPOCH, _LOW_DIM_BATCH_MAX = 10, 512
 _LOW_DIM_LEARNING_RATE, _LEARNING_RATE = 3e-3, 1e-3
@@ -47,14 +47,14 @@ _LOW_DIM_LEARNING_RATE, _LEARNING_RATE = 3e-3, 1e-3
 # rows generated for cardio's minority class under the heavy setting trained a classifier to
 # 59% of its real-data score instead of 74% (probably because dropout also hides the
 # condition from the conditioners; measured before balanced class weights became the default).
-# Measured in docs/benchmarks.md ("Defaults for one or two features", "Heavier
+# Measured in docs/design_notes.md ("Defaults for one or two features", "Heavier
 # regularisation by default").
 _LOW_DIM_MAX_FEATURES = 2
 # "auto" tol: training stops once the best validation NLL has improved by less than 1e-3 nats
 # per modelled feature over the last n_iter_no_change epochs (a window rule, see
 # ``_engine.training``). Replayed on the validation curves of benchmarks/fit_cost.py, the
 # earlier rule (stop after 10 epochs without a new best by 1e-4 nats) spent 15-40% of each fit
-# on gains of at most 0.008 nats per feature. Measured in docs/benchmarks.md ("Time to a good
+# on gains of at most 0.008 nats per feature. Measured in docs/design_notes.md ("Time to a good
 # density").
 AUTO_TOL_PER_FEATURE = 1e-3
 _SMALL_DATA_MAX_ROWS = 10_000
@@ -67,7 +67,7 @@ _AUTO_REGULARISATION = {"low_dim": (16, 0.0), "heavy": (4, 0.5), "light": (8, 0.
 # digits on average by 0.09 and cardio by 0.01 (both mixed). With more rows per feature the
 # conditioners can learn real dependencies, and hiding inputs cost pendigits (336 rows per
 # feature) 2.2 nats, annthyroid (889) 0.16 and the 10-D funnel (625) a threefold KL gap.
-# Measured in docs/benchmarks.md ("Input dropout").
+# Measured in docs/design_notes.md ("Input dropout").
 _INPUT_DROPOUT_MAX_ROWS_PER_FEATURE = 200
 _AUTO_INPUT_DROPOUT = 0.3
 

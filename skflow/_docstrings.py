@@ -60,7 +60,7 @@ FLOW_PARAMETERS = """\
         feature, 0 elsewhere. In that range it improved the test likelihood on three seeds of
         ADBench's Waveform (by 0.15-0.18 nats) and satellite (0.04-0.20), about evenly on
         cardio and digits; with more rows per feature it cost pendigits 2.2 nats and a 10-D
-        funnel a threefold KL gap (``docs/benchmarks.md``, "Input dropout"). Data with
+        funnel a threefold KL gap (``docs/design_notes.md``, "Input dropout"). Data with
         structure in a few directions and noise in the rest may want more; tune it with
         ``GridSearchCV``.
     early_stopping : bool, default=True
@@ -91,7 +91,7 @@ FLOW_PARAMETERS = """\
     compile : bool, default=False
         Run the training loss through ``torch.compile``, which fuses the flow's many small
         kernels into a few generated loops. On one CPU thread an epoch ran 1.2-1.6x faster
-        (``docs/benchmarks.md``, "compile=True"), but compiling takes 25-45 s the first time
+        (``docs/design_notes.md``, "compile=True"), but compiling takes 25-45 s the first time
         a process meets an architecture (less once torch's on-disk cache holds it; later fits
         of the same architecture in the process reuse it). It pays for fits longer than a
         few minutes and for repeated fits of one architecture (grid-search folds), not for

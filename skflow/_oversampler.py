@@ -56,7 +56,7 @@ class FlowOverSampler(OneToOneFeatureMixin, BaseFlowEstimator):
         Class weights of the fitted :class:`FlowSampler`'s likelihood (the same as
         FlowSampler's default "auto" for class labels): each class gets the same total weight,
         because the classes being grown are the small ones. On the oversampling benchmark
-        ("balanced" against None, three sets, four seeds, ``docs/benchmarks.md``) it raised
+        ("balanced" against None, three sets, four seeds, ``docs/design_notes.md``) it raised
         the mean balanced accuracy from 0.895 to 0.899 and the mean average precision from
         0.846 to 0.863.
     latent_noise : float or None, default=0.25

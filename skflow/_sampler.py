@@ -77,7 +77,7 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         synthetic data, oversampling and ``predict``) at some cost to the large ones: on
         cardio (ADBench, 9.6% minority), a classifier trained only on generated rows reached
         88% of the real-data score on average over five splits with "balanced" and 74% with
-        None (``docs/benchmarks.md``). ``class_prior_``, the mixture density and labels drawn by
+        None (``docs/design_notes.md``). ``class_prior_``, the mixture density and labels drawn by
         ``sample`` use the unweighted (``sample_weight`` only) class frequencies.
 
     Attributes
@@ -658,7 +658,7 @@ class FlowSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         temperature : float, default=1.0
             Standard deviation of the latent draws when ``latent_noise=None`` (see
             ``sample``): below 1 the rows stay nearer each class's modes. On the oversampling
-            benchmark (three sets, four seeds, ``docs/benchmarks.md``) 0.8 moved a downstream
+            benchmark (three sets, four seeds, ``docs/design_notes.md``) 0.8 moved a downstream
             classifier's mean average precision from 0.863 to 0.866 and its balanced accuracy
             from 0.899 to 0.897: a small trade, so the default stays 1. Only for draws from
             the model: with ``latent_noise`` set, a temperature other than 1 is an error.

@@ -2,7 +2,7 @@
 
 Minibatch noise keeps the live weights of a coupling flow jittering around a good solution;
 their running average sits closer to it. On the density benchmarks scoring the average instead
-of the live weights lowered the test NLL everywhere it was tried (see ``docs/benchmarks.md``).
+of the live weights lowered the test NLL everywhere it was tried (see ``docs/design_notes.md``).
 
 ``torch.optim.swa_utils.AveragedModel`` does the same job but reads its update counter back
 from the device on every step (a host sync per batch on a GPU) and copies every buffer each
