@@ -1,4 +1,12 @@
-"""What the skflow estimators share: parameters, input validation, devices, fitting, pickling."""
+"""What the skflow estimators share: the parameter declaration, fitting, running and sampling
+the flow, pickling.
+
+Longer than the other modules (about 630 lines) because it is one class, the template every
+estimator runs: each method is a step of fit, score or sample that all four estimators take
+the same way. The jobs around it live elsewhere: "auto" defaults in ``_auto_defaults``, input
+checks in ``_input_checks``, random streams in ``_random_streams``, the machinery in
+``_engine``.
+"""
 
 from __future__ import annotations
 

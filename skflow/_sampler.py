@@ -1,4 +1,10 @@
-"""FlowSampler: a conditional flow p(x | y) for synthetic rows, scores and a Bayes classifier."""
+"""FlowSampler: a conditional flow p(x | y) for synthetic rows, scores and a Bayes classifier.
+
+About 700 lines, most of them the numpydoc of its thirteen public methods (fit, sample,
+score_samples, score, predict_log_proba, predict_proba, predict, transform, fit_transform,
+inverse_transform, fit_resample, ...), each short in code. Reading y is in ``_targets``
+(``TargetEncoding``), making new rows for resampling in ``_resampling``.
+"""
 
 from __future__ import annotations
 

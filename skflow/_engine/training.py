@@ -4,6 +4,12 @@ The data sit on the device as one tensor and every epoch indexes it with a fresh
 no DataLoader and no per-batch host/device traffic. Per epoch a GPU fit copies one index
 vector over (the batch order, drawn on the CPU so that every device sees the same batches) and
 syncs with the host once, to read the epoch's loss.
+
+About 550 lines: the loop (warm-up, plateau schedule, averaging, the window stopping rule,
+recovery from non-finite losses, warm-start state) is one function whose steps share their
+state, plus the records it fills (``TrainingConfig``, ``TrainingState``, ``TrainingHistory``,
+``EpochInfo``); the pieces that stand alone are modules of their own (``averaging``,
+``flat_parameters``, ``compiled_loss``, ``chunking``).
 """
 
 from __future__ import annotations

@@ -27,6 +27,10 @@ points.
 
 Arithmetic is in float64 whatever the storage type, so float32 results agree with the torch
 path to float32 rounding, not bit for bit.
+
+About 650 lines, one job: the forward, inverse and backward loops share the block loading, the
+polynomial exp/log and the bin search, which numba compiles together; split across modules they
+would have to be public helpers of each other.
 """
 
 from __future__ import annotations
