@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
 
+import numpy as np
 import torch
 
 _CUDA_PATTERN = re.compile(r"^cuda(:\d+)?$")
@@ -92,3 +94,22 @@ def seed_cuda_generators(
         if state is not None:
             torch.cuda.set_rng_state(state)
         return torch.cuda.get_rng_state()
+
+
+def map_tensors(value, convert: Callable):
+    """``value`` with ``convert`` applied to every tensor and numpy array in it, through dicts,
+    lists and tuples (an optimiser's state, a saved training state)."""
+    if isinstance(value, torch.Tensor | np.ndarray):
+        return convert(value)
+    if isinstance(value, dict):
+        return {key: map_tensors(item, convert) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(map_tensors(item, convert) for item in value)
+    return value
+
+
+def cpu_tensors(value):
+    """``value`` with every tensor in it copied to the CPU (arrays and the rest as they are)."""
+    return map_tensors(
+        value, lambda item: item.detach().to("cpu", copy=True) if torch.is_tensor(item) else item
+    )

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..flows import flow_from_arrays, flow_to_arrays
-from .device import cpu_copy
+from .device import cpu_copy, map_tensors
 
 
 def plain_state(state: dict) -> dict:
@@ -34,7 +34,7 @@ def plain_state(state: dict) -> dict:
     if history is not None and history.resume is not None:
         history = copy.copy(history)
         history.resume = dataclasses.replace(
-            history.resume, **_map_tensors(_fields(history.resume), _to_array)
+            history.resume, **map_tensors(_fields(history.resume), _to_array)
         )
         state["_history_"] = history
     return state
@@ -50,24 +50,13 @@ def restored_state(state: dict) -> dict:
     history = state.get("_history_")
     if history is not None and history.resume is not None:
         history.resume = dataclasses.replace(
-            history.resume, **_map_tensors(_fields(history.resume), _to_tensor)
+            history.resume, **map_tensors(_fields(history.resume), _to_tensor)
         )
     return state
 
 
 def _fields(instance) -> dict:
     return {field.name: getattr(instance, field.name) for field in dataclasses.fields(instance)}
-
-
-def _map_tensors(value, convert):
-    """``value`` with ``convert`` applied to every tensor or array in it (dicts, lists, tuples)."""
-    if isinstance(value, torch.Tensor | np.ndarray):
-        return convert(value)
-    if isinstance(value, dict):
-        return {key: _map_tensors(item, convert) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_map_tensors(item, convert) for item in value)
-    return value
 
 
 def _to_array(value):

@@ -30,6 +30,7 @@ from ..flows import Flow
 from .averaging import ParameterAverage
 from .chunking import MAX_CHUNK_ROWS
 from .compiled_loss import TrainingLoss
+from .device import cpu_tensors
 from .flat_parameters import FlatParameters
 
 # How many times a non-finite loss may be recovered from before giving up.
@@ -198,17 +199,6 @@ def evaluate_nll(flow: Flow, data: TrainingData, chunk: int = MAX_CHUNK_ROWS) ->
 
 def _snapshot(flat: FlatParameters, optimizer: torch.optim.Optimizer) -> tuple[torch.Tensor, dict]:
     return flat.state(), copy.deepcopy(optimizer.state_dict())
-
-
-def _to_cpu(value):
-    """``value`` with every tensor in it (dicts, lists, tuples) copied to the CPU."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", copy=True)
-    if isinstance(value, dict):
-        return {key: _to_cpu(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_to_cpu(item) for item in value)
-    return value
 
 
 def _resume(
@@ -498,10 +488,10 @@ def _optimise(
 
     if config.keep_state:
         history.resume = TrainingState(
-            live=_to_cpu(flat.values),
-            optimizer=_to_cpu(optimizer.state_dict()),
+            live=cpu_tensors(flat.values),
+            optimizer=cpu_tensors(optimizer.state_dict()),
             scheduler=scheduler.state_dict(),
-            average=_to_cpu(average.state()),
+            average=cpu_tensors(average.state()),
             learning_rate_init=config.learning_rate_init,
             step=step,
             recent_best=list(recent_best),
