@@ -10,10 +10,8 @@ import torch
 from skflow import FlowDensity, FlowSampler
 from skflow._engine.chunking import (
     FAST_CHUNK_BYTES_CPU,
-    FAST_CHUNK_BYTES_OTHER,
     MAX_CHUNK_ROWS,
     chunk_rows,
-    fast_chunk_bytes,
 )
 from skflow.flows import build_flow
 
@@ -44,23 +42,30 @@ def test_chunk_rows_follows_working_memory():
 
 
 def test_cpu_chunks_are_sized_for_the_cache_and_others_larger():
-    # A CPU's fast chunk keeps intermediates in cache; accelerators only pay per launch.
-    assert fast_chunk_bytes(torch.device("cpu")) == FAST_CHUNK_BYTES_CPU
-    assert fast_chunk_bytes(torch.device("cuda", 0)) == FAST_CHUNK_BYTES_OTHER
-    assert FAST_CHUNK_BYTES_CPU < FAST_CHUNK_BYTES_OTHER
+    """The chunk follows the device the flow's parameters are on: a CPU flow gets chunks
+    sized for its cache, a flow elsewhere (here the meta device, standing in for a GPU) the
+    whole working memory, as many rows as it allows."""
     flow = build_flow(16, n_transforms=4, hidden_layer_sizes=(64, 64), n_bins=8)
+    row_bytes = flow.working_bytes_per_row()
     with sklearn.config_context(working_memory=1024):
-        assert chunk_rows(flow) == FAST_CHUNK_BYTES_CPU // flow.working_bytes_per_row()
+        on_cpu = chunk_rows(flow)
+        elsewhere = chunk_rows(flow.to("meta"))
+    assert on_cpu == FAST_CHUNK_BYTES_CPU // row_bytes
+    assert elsewhere == min(MAX_CHUNK_ROWS, 1024 * 2**20 // row_bytes) > on_cpu
 
 
-def test_a_flow_without_parameters_gets_the_cpu_chunk():
+def test_a_flow_without_parameters_is_chunked_as_on_the_cpu():
+    """A flow of fixed permutations has no parameter to tell its device: it runs on the CPU,
+    within the working memory."""
     from skflow.flows import Flow
     from skflow.flows.mixing import Permutation
 
     flow = Flow([Permutation(4)], 4)
-    assert chunk_rows(flow) == min(
-        MAX_CHUNK_ROWS, FAST_CHUNK_BYTES_CPU // flow.working_bytes_per_row()
-    )
+    row_bytes = flow.working_bytes_per_row()
+    with sklearn.config_context(working_memory=10**6):
+        assert chunk_rows(flow) == min(MAX_CHUNK_ROWS, FAST_CHUNK_BYTES_CPU // row_bytes)
+    with sklearn.config_context(working_memory=SMALL_MEMORY):
+        assert chunk_rows(flow) == int(SMALL_MEMORY * 2**20) // row_bytes
 
 
 def test_working_bytes_grow_with_the_architecture():
