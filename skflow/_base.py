@@ -113,6 +113,13 @@ class BaseFlowEstimator(BaseEstimator):
         "callback": [callable, None],
     }
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        # ``inspect.signature(cls)`` would otherwise read ``__new__`` below, (*args, **kwargs),
+        # and so would scikit-learn's checks and the API docs: it is the __init__ signature.
+        init = inspect.signature(cls.__init__)
+        cls.__signature__ = init.replace(parameters=list(init.parameters.values())[1:])
+
     def __new__(cls, *args, **kwargs):
         # Parameters are keyword-only (as in scikit-learn); Python's own error would name
         # BaseFlowEstimator.__init__ and no parameter, so say which keywords were meant.

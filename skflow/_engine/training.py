@@ -88,6 +88,20 @@ class EpochInfo:
         The optimiser's step size at the end of the epoch.
     elapsed : float
         Seconds since this ``fit``'s training loop started (validation included).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skflow import FlowDensity
+    >>> X = np.random.default_rng(0).normal(size=(300, 2))
+    >>> epochs = []
+    >>> def three_epochs(info):
+    ...     epochs.append(info.epoch)
+    ...     return info.epoch == 3  # a true value stops training after this epoch
+    >>> est = FlowDensity(n_transforms=2, hidden_layer_sizes=(16,), random_state=0,
+    ...                   callback=three_epochs).fit(X)
+    >>> epochs, est.n_iter_, len(est.validation_scores_)
+    ([1, 2, 3], 3, 3)
     """
 
     epoch: int
