@@ -162,7 +162,7 @@ def child(
         start = time.perf_counter()
         scores = model.score_samples(X)
         out["score_s"] = time.perf_counter() - start
-        out["batch_size"] = model._training_config(int(0.9 * len(X))).batch_size
+        out["batch_size"] = model._training_config(int(0.9 * len(X)), X.shape[1]).batch_size
         from skflow._engine.chunking import chunk_rows
 
         out["chunk_rows"] = chunk_rows(model.flow_)
