@@ -11,6 +11,7 @@ checks in ``_input_checks``, random streams in ``_random_streams``, the machiner
 from __future__ import annotations
 
 import copy
+import difflib
 import inspect
 import threading
 from numbers import Integral, Real
@@ -121,14 +122,24 @@ class BaseFlowEstimator(BaseEstimator):
         cls.__signature__ = init.replace(parameters=list(init.parameters.values())[1:])
 
     def __new__(cls, *args, **kwargs):
-        # Parameters are keyword-only (as in scikit-learn); Python's own error would name
-        # BaseFlowEstimator.__init__ and no parameter, so say which keywords were meant.
+        # Parameters are keyword-only (as in scikit-learn). Python's own errors would name
+        # BaseFlowEstimator.__init__ (which FlowDensity inherits) rather than the estimator, and
+        # no parameter, so say which keywords were meant.
+        parameters = inspect.signature(cls).parameters
+        names = [name for name, p in parameters.items() if p.kind is not p.VAR_KEYWORD]
         if args:
-            names = list(inspect.signature(cls.__init__).parameters)[1:]
             meant = ", ".join(f"{name}={value!r}" for name, value in zip(names, args, strict=False))
             raise TypeError(
                 f"{cls.__name__} takes its parameters by keyword only, as scikit-learn's "
                 f"estimators do: write {cls.__name__}({meant})"
+            )
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+        unknown = [name for name in kwargs if name not in names]
+        if unknown and not takes_any:
+            close = difflib.get_close_matches(unknown[0], names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(
+                f"{cls.__name__} got an unexpected keyword argument {unknown[0]!r}{hint}"
             )
         return super().__new__(cls)
 

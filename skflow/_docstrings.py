@@ -126,8 +126,9 @@ FLOW_PARAMETERS = """\
         Called after every epoch of training as ``callback(info)``, with an
         :class:`~skflow.EpochInfo` (epoch, training loss, validation score, best validation
         score, learning rate, seconds elapsed): to log progress, plot a learning curve, or stop
-        on a budget. A true return value stops training after that epoch; the fit then keeps
-        the best validated weights, as early stopping does, without a ``ConvergenceWarning``.
+        on a budget. A true return value stops training after that epoch, and the fit ends as
+        early stopping ends it (the best validated weights; with ``early_stopping=False`` the
+        averaged weights of that epoch), without a ``ConvergenceWarning``.
         Like every parameter it is copied by ``clone`` (so each ``GridSearchCV`` candidate
         calls its own copy of a callable object), and it must be picklable for the estimator
         to be pickled."""

@@ -58,3 +58,10 @@ def test_the_docstring_documents_every_parameter_with_its_default(cls):
         assert name in documented, f"{cls.__name__}: {name} is not documented"
         shown = f'"{param.default}"' if isinstance(param.default, str) else repr(param.default)
         assert documented[name] == shown, (cls.__name__, name, documented[name], shown)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda cls: cls.__name__)
+def test_a_misspelt_keyword_is_refused_naming_the_estimator_and_the_keyword_meant(cls):
+    with pytest.raises(TypeError, match=rf"{cls.__name__} got an unexpected keyword argument "
+                                        r"'n_transform'; did you mean 'n_transforms'\?"):
+        cls(n_transform=3)

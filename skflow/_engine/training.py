@@ -474,22 +474,29 @@ def _optimise(
             train_nll=f"{train_loss + nll_offset:.4f}",
             val_nll="-" if validation is None else f"{monitored + nll_offset:.4f}",
         )
-        if config.callback is not None and config.callback(
-            EpochInfo(
-                epoch=history.n_iter,
-                train_loss=train_loss + nll_offset,
-                validation_score=None if validation is None else -(monitored + nll_offset),
-                best_validation_score=None if validation is None else -(best_loss + nll_offset),
-                learning_rate=float(optimizer.param_groups[0]["lr"]),
-                elapsed=time.perf_counter() - started,
+        if config.callback is not None:
+            stopped_on_request = bool(
+                config.callback(
+                    EpochInfo(
+                        epoch=history.n_iter,
+                        train_loss=train_loss + nll_offset,
+                        validation_score=(
+                            None if validation is None else -(monitored + nll_offset)
+                        ),
+                        best_validation_score=(
+                            None if validation is None else -(best_loss + nll_offset)
+                        ),
+                        learning_rate=float(optimizer.param_groups[0]["lr"]),
+                        elapsed=time.perf_counter() - started,
+                    )
+                )
             )
-        ):
-            stopped_on_request = True
-            break
         window_full = len(recent_best) == recent_best.maxlen
         # Written so that a window of infinite losses (inf - inf is NaN) counts as flat.
         if window_full and not recent_best[0] - best_loss >= config.tol:
             history.converged = True
+            break
+        if stopped_on_request:
             break
     if not progress.disable:
         # A bar left at 14% when early stopping ends the fit looks like a crash: end it at the

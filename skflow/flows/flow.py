@@ -34,6 +34,13 @@ class Flow(nn.Module):
 
     def __init__(self, transforms: Sequence[Transform], features: int) -> None:
         super().__init__()
+        others = [type(layer).__name__ for layer in transforms if not isinstance(layer, Transform)]
+        if others:
+            raise TypeError(
+                f"Flow layers must be skflow.flows.Transform subclasses (forward -> (z, "
+                f"logabsdet), inverse, working_floats_per_row: see skflow.flows.base); got "
+                f"{', '.join(others)}"
+            )
         self.transforms = nn.ModuleList(transforms)
         self.features = int(features)
 

@@ -67,3 +67,17 @@ def test_registries_name_what_the_estimators_accept():
     constraints = FlowDensity._parameter_constraints
     assert constraints["coupling"][0].options == set(ELEMENT_MAPS)
     assert constraints["mixing"][0].options == set(MIXING_LAYERS)
+
+
+def test_a_layer_outside_the_contract_is_refused_when_the_flow_is_built():
+    from skflow.flows import ActNorm, Flow
+
+    class Shift(torch.nn.Module):
+        def forward(self, x, context=None):
+            return x + 1.0, x.new_zeros(x.shape[0])
+
+        def inverse(self, z, context=None):
+            return z - 1.0
+
+    with pytest.raises(TypeError, match="Transform subclasses.*Shift"):
+        Flow([Shift(), ActNorm(2)], 2)
