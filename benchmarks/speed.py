@@ -444,53 +444,27 @@ def sklearn_times(X: np.ndarray, X_score: np.ndarray) -> dict[str, float]:
 # ----------------------------------------------------------------------------------------
 
 
-class _TargetReached(Exception):
-    pass
-
-
 def time_to_nll_skflow(X, X_test, target, cap, args) -> dict:
     """Run FlowDensity.fit and stop it at the first epoch whose test NLL reaches ``target``.
 
-    The training loop scores its validation rows once per epoch through
-    ``skflow._engine.training.evaluate_nll``; wrapping it gives an end-of-epoch hook in which
-    the test NLL is computed off the clock.
+    The estimator's ``callback`` runs after every epoch; its ``score_samples`` scores the test
+    rows with that epoch's (averaged) weights, off the clock, and a true return stops the fit.
     """
-    import skflow._engine.training as training
+    state = {"excluded": 0.0, "curve": []}
 
-    est = skflow_estimator(args, max_iter=10_000)
-    original = training.evaluate_nll
-    state = {"excluded": 0.0, "calls": 0, "curve": []}
-    start = time.perf_counter()
-
-    def hooked(flow, data, *rest):
-        value = original(flow, data, *rest)
-        state["calls"] += 1
-        if state["calls"] == 1:  # the score of the initial flow, before any epoch
-            return value
+    def score_test_rows(info) -> bool:
         pause = time.perf_counter()
         elapsed = pause - start - state["excluded"]
-        was_training = flow.training
-        flow.eval()  # no dropout while scoring the test rows
-        with torch.inference_mode():
-            Z = torch.as_tensor(est.preprocessor_.transform(X_test), dtype=torch.float32,
-                                device=args.device)
-            nll = -float(flow.log_prob(Z).double().mean()) - est.preprocessor_.log_jacobian_
-        flow.train(was_training)
+        nll = -float(np.mean(info.score_samples(X_test)))
         state["curve"].append((round(elapsed, 3), round(nll, 4)))
         state["excluded"] += time.perf_counter() - pause
-        if nll <= target or elapsed > cap:
-            raise _TargetReached
-        return value
+        return nll <= target or elapsed > cap
 
-    training.evaluate_nll = hooked
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            est.fit(X)
-    except _TargetReached:
-        pass
-    finally:
-        training.evaluate_nll = original
+    est = skflow_estimator(args, max_iter=10_000, callback=score_test_rows)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X)
     return _nll_result(state["curve"], target)
 
 

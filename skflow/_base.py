@@ -11,9 +11,12 @@ checks in ``_input_checks``, random streams in ``_random_streams``, the machiner
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import inspect
 import threading
+from collections.abc import Callable
+from functools import partial
 from numbers import Integral, Real
 from typing import ClassVar
 
@@ -37,7 +40,13 @@ from ._engine.device import resolve_device, seed_cuda_generators, usable_device
 from ._engine.inference import run_flow
 from ._engine.persistence import plain_state, restored_state
 from ._engine.threads import torch_threads
-from ._engine.training import TrainingConfig, TrainingData, TrainingHistory, train_flow
+from ._engine.training import (
+    EpochInfo,
+    TrainingConfig,
+    TrainingData,
+    TrainingHistory,
+    train_flow,
+)
 from ._input_checks import output_array, validate_X
 from ._preprocessing import Preprocessor, cell_offsets
 from ._random_streams import SEED_MAX, derived_seed, derived_seeds
@@ -405,12 +414,15 @@ class BaseFlowEstimator(BaseEstimator):
         seed = int(generator.initial_seed())
         resumed = None if history.resume is None else history.resume.dropout_rng
 
+        config = self._training_config(len(train), train.x.shape[1], chunk_rows(flow))
+        config.callback = self._epoch_callback(flow)
+
         def train_with_dropout_stream() -> TrainingHistory:
             return train_flow(
                 flow,
                 train,
                 validation,
-                self._training_config(len(train), train.x.shape[1], chunk_rows(flow)),
+                config,
                 generator,
                 nll_offset=-self.preprocessor_.log_jacobian_,
                 history=history,
@@ -433,6 +445,29 @@ class BaseFlowEstimator(BaseEstimator):
         if trained.resume is not None:  # a warm start continues the dropout stream too
             trained.resume.dropout_rng = state
         return trained
+
+    def _epoch_callback(self, flow: Flow) -> Callable[[EpochInfo], object] | None:
+        """The user's ``callback``, its ``EpochInfo`` able to score rows with ``flow``."""
+        callback = self.callback
+        if callback is None:
+            return None
+
+        def with_scoring(info: EpochInfo) -> object:
+            scoring = partial(self._score_with, flow)
+            return callback(dataclasses.replace(info, score_samples=scoring))
+
+        return with_scoring
+
+    def _score_with(self, flow: Flow, *args, **kwargs) -> np.ndarray:
+        """``score_samples(*args, **kwargs)`` as if ``flow``, still training, were the fit."""
+        saved = {name: self.__dict__[name] for name in ("flow_", "device_") if name in vars(self)}
+        self.flow_, self.device_ = flow, next(flow.parameters()).device
+        try:
+            return self.score_samples(*args, **kwargs)
+        finally:
+            for name in ("flow_", "device_"):
+                self.__dict__.pop(name, None)
+            self.__dict__.update(saved)
 
     def _split(self, X: np.ndarray, rng: np.random.RandomState):
         """Random train/validation indices (validation is ``None`` without early stopping).
@@ -501,7 +536,6 @@ class BaseFlowEstimator(BaseEstimator):
             eval_chunk=eval_chunk,
             compile=self.compile,
             keep_state=self.warm_start,
-            callback=self.callback,
         )
 
     # ------------------------------------------------------------------ running the flow

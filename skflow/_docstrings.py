@@ -125,8 +125,9 @@ FLOW_PARAMETERS = """\
     callback : callable or None, default=None
         Called after every epoch of training as ``callback(info)``, with an
         :class:`~skflow.EpochInfo` (epoch, training loss, validation score, best validation
-        score, learning rate, seconds elapsed): to log progress, plot a learning curve, or stop
-        on a budget. A true return value stops training after that epoch, and the fit ends as
+        score, learning rate, seconds elapsed, and ``score_samples`` to score rows of your own
+        with this epoch's weights): to log progress, plot a learning curve, or stop on a
+        budget. A true return value stops training after that epoch, and the fit ends as
         early stopping ends it (the best validated weights; with ``early_stopping=False`` the
         averaged weights of that epoch), without a ``ConvergenceWarning``.
         Like every parameter it is copied by ``clone`` (so each ``GridSearchCV`` candidate

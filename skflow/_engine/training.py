@@ -20,6 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from sklearn.exceptions import ConvergenceWarning
@@ -88,6 +89,10 @@ class EpochInfo:
         The optimiser's step size at the end of the epoch.
     elapsed : float
         Seconds since this ``fit``'s training loop started (validation included).
+    score_samples : callable
+        ``score_samples(X, ...)`` of the estimator, as if the fit ended at this epoch with
+        this epoch's (averaged) weights: log-densities of new rows, in the units of X, for a
+        learning curve on rows of your own. Valid only during the callback.
 
     Examples
     --------
@@ -110,6 +115,7 @@ class EpochInfo:
     best_validation_score: float | None
     learning_rate: float
     elapsed: float
+    score_samples: Callable[..., Any] | None = None
 
 
 @dataclass
@@ -475,22 +481,19 @@ def _optimise(
             val_nll="-" if validation is None else f"{monitored + nll_offset:.4f}",
         )
         if config.callback is not None:
-            stopped_on_request = bool(
-                config.callback(
-                    EpochInfo(
-                        epoch=history.n_iter,
-                        train_loss=train_loss + nll_offset,
-                        validation_score=(
-                            None if validation is None else -(monitored + nll_offset)
-                        ),
-                        best_validation_score=(
-                            None if validation is None else -(best_loss + nll_offset)
-                        ),
-                        learning_rate=float(optimizer.param_groups[0]["lr"]),
-                        elapsed=time.perf_counter() - started,
-                    )
-                )
+            info = EpochInfo(
+                epoch=history.n_iter,
+                train_loss=train_loss + nll_offset,
+                validation_score=None if validation is None else -(monitored + nll_offset),
+                best_validation_score=None if validation is None else -(best_loss + nll_offset),
+                learning_rate=float(optimizer.param_groups[0]["lr"]),
+                elapsed=time.perf_counter() - started,
             )
+            # Under the averaged weights, which the epoch is judged by, and back in training
+            # mode afterwards (scoring puts the flow in evaluation mode).
+            with average.applied():
+                stopped_on_request = bool(config.callback(info))
+            flow.train()
         window_full = len(recent_best) == recent_best.maxlen
         # Written so that a window of infinite losses (inf - inf is NaN) counts as flat.
         if window_full and not recent_best[0] - best_loss >= config.tol:

@@ -506,6 +506,22 @@ def test_callback_returning_true_stops_training_without_a_warning(blobs_2d):
     assert est.best_validation_score_ == pytest.approx(max(est.validation_scores_))
 
 
+def test_callback_scores_rows_with_each_epochs_weights_and_leaves_the_fit_alone():
+    rng = np.random.default_rng(0)
+    X = np.c_[rng.normal(size=(400, 3)), rng.integers(0, 4, 400)]  # dropout and a discrete column
+    params = dict(n_transforms=2, hidden_layer_sizes=(16,), max_iter=4, early_stopping=False,
+                  random_state=0)
+    curve = []
+    with pytest.warns(ConvergenceWarning):
+        scored = FlowDensity(**params, callback=lambda info: curve.append(
+            info.score_samples(X[:100]))).fit(X)
+        plain = FlowDensity(**params).fit(X)
+    assert len(curve) == 4 and not np.array_equal(curve[0], curve[-1])
+    # Without early stopping the fit is the last epoch's averaged weights: what it scored.
+    np.testing.assert_array_equal(curve[-1], scored.score_samples(X[:100]))
+    np.testing.assert_array_equal(scored.score_samples(X), plain.score_samples(X))
+
+
 def test_callback_must_be_callable(blobs_2d):
     with pytest.raises(ValueError, match="callback"):
         FlowDensity(callback="print").fit(blobs_2d)
