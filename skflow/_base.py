@@ -240,8 +240,13 @@ class BaseFlowEstimator(BaseEstimator):
         X: np.ndarray,
         sample_weight=None,
         context: np.ndarray | None = None,
+        partial: bool = False,
     ) -> None:
-        """Preprocess ``X``, build (or reuse) the flow and train it; sets the fitted state."""
+        """Preprocess ``X``, build (or reuse) the flow and train it; sets the fitted state.
+
+        ``partial``: one pass over all of ``X`` continuing the current model, if any, with its
+        optimisation state (``partial_fit``): no validation split, no convergence warning.
+        """
         hidden = self._resolved_hidden_sizes()
         device = resolve_device(self.device)
         if sample_weight is not None:
@@ -251,7 +256,7 @@ class BaseFlowEstimator(BaseEstimator):
         # The validation split draws from ``rng`` after these two seeds.
         rng = check_random_state(self.random_state)
         init_seed, order_seed = derived_seeds(rng, "initialisation", "batch_order")
-        warm = self.warm_start and hasattr(self, "flow_")
+        warm = (partial or self.warm_start) and hasattr(self, "flow_")
         if warm:
             self._check_same_architecture()
 
@@ -263,7 +268,7 @@ class BaseFlowEstimator(BaseEstimator):
             if self.verbose:
                 print(self._discrete_columns_message())
         n_latent = int(np.sum(self.preprocessor_.keep_))
-        train_idx, val_idx = self._split(X, rng)
+        train_idx, val_idx = self._split(X, rng, validate=self.early_stopping and not partial)
         self._check_enough_rows(len(train_idx), val_idx, n_latent, n_rows_given - X.shape[0])
 
         if warm:
@@ -292,7 +297,7 @@ class BaseFlowEstimator(BaseEstimator):
         # On the CPU whatever the device (see train_flow): same seed, same batches everywhere.
         generator = torch.Generator().manual_seed(order_seed)
         with torch_threads(self.n_jobs):
-            history = self._train(flow, train, validation, generator, history)
+            history = self._train(flow, train, validation, generator, history, partial)
         self.flow_ = flow
         self.device_ = device
         if not warm:
@@ -407,7 +412,9 @@ class BaseFlowEstimator(BaseEstimator):
             tensor(noise),
         )
 
-    def _train(self, flow, train, validation, generator, history) -> TrainingHistory:
+    def _train(
+        self, flow, train, validation, generator, history, partial: bool = False
+    ) -> TrainingHistory:
         device = train.x.device
         # Dropout draws from a stream seeded from the fit's seed, so the fit is reproducible
         # and the user's random streams are left exactly as they were.
@@ -416,6 +423,8 @@ class BaseFlowEstimator(BaseEstimator):
 
         config = self._training_config(len(train), train.x.shape[1], chunk_rows(flow))
         config.callback = self._epoch_callback(flow)
+        if partial:
+            config.max_iter, config.keep_state, config.warn_unconverged = 1, True, False
 
         def train_with_dropout_stream() -> TrainingHistory:
             return train_flow(
@@ -469,14 +478,14 @@ class BaseFlowEstimator(BaseEstimator):
                 self.__dict__.pop(name, None)
             self.__dict__.update(saved)
 
-    def _split(self, X: np.ndarray, rng: np.random.RandomState):
-        """Random train/validation indices (validation is ``None`` without early stopping).
+    def _split(self, X: np.ndarray, rng: np.random.RandomState, validate: bool):
+        """Random train/validation indices (validation is ``None`` when not ``validate``).
 
         Copies of a row all go to the same side (see :mod:`skflow._splitting`). Data with
         discrete columns only repeat rows by nature, so there no rows count as copies.
         """
         n_rows = X.shape[0]
-        if not self.early_stopping:
+        if not validate:
             return np.arange(n_rows), None
         n_val = int(np.clip(round(self.validation_fraction * n_rows), 1, n_rows - 1))
         kept = np.flatnonzero(self.preprocessor_.keep_)

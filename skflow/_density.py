@@ -105,6 +105,58 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseFlowEst
         self._n_features_out = self.n_features_in_
         return self
 
+    @atomic_fit
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Train for one pass (epoch) over the rows given, continuing the model so far.
+
+        For data that do not fit in memory: call it once per chunk (rows of a Parquet file, the
+        partitions of a ``dask.dataframe``), as many passes over the chunks as wanted. Memory
+        is bounded by the chunk. The first call fixes the preprocessing from its rows (the
+        standardisation, which columns are discrete and their grids, the data-dependent
+        initialisation of the flow), so make it a random sample of the whole table, not its
+        sorted beginning. Every row trains: there is no validation split, and
+        ``early_stopping``, ``validation_fraction``, ``n_iter_no_change``, ``tol``,
+        ``max_iter`` and ``warm_start`` are not used; the optimiser's state (Adam's moments,
+        the learning-rate schedule, the parameter average) carries over from call to call, so
+        ``partial_fit`` twice on the same rows gives the model of ``fit`` with ``max_iter=2``
+        and ``early_stopping=False``. A later ``fit`` starts afresh unless ``warm_start=True``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training rows: numeric, finite, more rows than features.
+        y : None
+            Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative row weights (see :meth:`fit`).
+
+        Returns
+        -------
+        self : FlowDensity
+            The estimator, trained one more epoch.
+
+        See Also
+        --------
+        fit : Train on all rows at once, with early stopping.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skflow import FlowDensity
+        >>> rng = np.random.default_rng(0)
+        >>> est = FlowDensity(n_transforms=2, hidden_layer_sizes=(16,), random_state=0)
+        >>> for chunk in range(3):  # e.g. chunks read one after another from disk
+        ...     est = est.partial_fit(rng.normal(size=(500, 2)))
+        >>> est.n_iter_
+        3
+        """
+        self._validate_params()
+        first = not hasattr(self, "flow_")
+        X = self._validate_X(X, reset=first)
+        self._fit_flow(X, sample_weight=sample_weight, partial=True)
+        self._n_features_out = self.n_features_in_
+        return self
+
     def score_samples(self, X) -> np.ndarray:
         """Log-density of each row, in nats, in the units of ``X``.
 

@@ -58,7 +58,7 @@ def test_duplicated_rows_do_not_reach_the_validation_split():
     X = np.repeat(base, 10, axis=0)
     est = FlowDensity(n_transforms=3, hidden_layer_sizes=(32,), max_iter=100, random_state=0)
     est.fit(X)
-    train, validation = est._split(X, np.random.RandomState(0))
+    train, validation = est._split(X, np.random.RandomState(0), validate=True)
     assert _rows_on_both_sides(X, train, validation) == 0
     assert est.score(fresh) > -5.0
 
@@ -69,5 +69,5 @@ def test_discrete_data_repeat_rows_by_nature_and_split_by_row():
     est = FlowDensity(n_transforms=2, hidden_layer_sizes=(8,), max_iter=2, random_state=0)
     with pytest.warns(Warning, match="max_iter"):
         est.fit(X)
-    train, validation = est._split(X, np.random.RandomState(0))
+    train, validation = est._split(X, np.random.RandomState(0), validate=True)
     assert len(validation) == 60 and _rows_on_both_sides(X, train, validation) > 0

@@ -65,6 +65,7 @@ class TrainingConfig:
     compile: bool = False  # full-size batches' loss through torch.compile (``_compiled_loss``)
     keep_state: bool = False  # leave a TrainingState in the history for the next (warm) run
     callback: Callable[[EpochInfo], object] | None = None  # after each epoch; truthy: stop
+    warn_unconverged: bool = True  # a ConvergenceWarning when max_iter ends the run
 
 
 @dataclass(frozen=True)
@@ -529,7 +530,7 @@ def _optimise(
     else:
         average.write_to_module()
     flow.eval()
-    if not (history.converged or stopped_on_request):
+    if config.warn_unconverged and not (history.converged or stopped_on_request):
         warn_at_caller(
             f"skflow: training stopped at max_iter={config.max_iter} epochs before the "
             "monitored loss stopped improving; consider increasing max_iter.",
