@@ -138,3 +138,27 @@ def test_fits_in_threads_equal_the_serial_fit():
     for scores in threaded:
         np.testing.assert_array_equal(scores, serial)
     assert torch.equal(torch.random.get_rng_state(), before)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_scoring_a_dask_array_block_by_block_on_a_local_cluster():
+    """A table larger than one machine's memory is scored where its blocks live: map_blocks
+    runs score_samples on each block of a dask.array (the user guide shows it)."""
+    distributed = pytest.importorskip(
+        "distributed", reason="dask.distributed is not installed (pip install skflow[dask])"
+    )
+    da = pytest.importorskip("dask.array")
+    X = np.random.default_rng(0).normal(size=(3000, 3))
+    est = FlowDensity(n_transforms=2, hidden_layer_sizes=(16,), max_iter=5, random_state=0)
+    est.fit(X[:500])
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                 protocol="tcp", host="127.0.0.1", dashboard_address=None)
+        as cluster,
+        distributed.Client(cluster),
+    ):
+        blocks = da.from_array(X, chunks=(700, 3))
+        scores = blocks.map_blocks(est.score_samples, drop_axis=1, dtype=np.float64).compute()
+    assert scores.shape == (3000,)
+    # Rows are scored independently; only float32 rounding differs with the block size.
+    np.testing.assert_allclose(scores, est.score_samples(X), rtol=1e-5, atol=1e-5)
